@@ -1,0 +1,308 @@
+"""The region configuration: one YAML file describes an SWV, its municipalities and every delivery.
+
+Onboarding a municipality or a whole other SWV is a change to this file, never to code. The file is
+validated when Definitions load; an error names the file, the key path and the problem, so a data
+steward can fix it without reading Python.
+
+Strings may contain ``${NAME}`` or ``${NAME:-default}``: they are filled from the environment when
+the file is loaded (used for base URLs that differ per machine). Secrets are never written in the
+file: a source names the *environment variable* that holds its token (``token_env``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, shared/domain.md §1 and §3
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+DATASETS = ("po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow")
+Dataset = Literal["po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow"]
+
+
+class RegionConfigError(ValueError):
+    """The region YAML is unusable; the message names file, key and problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gemeente(_Strict):
+    code: str = Field(description="CBS gemeentecode, GM + 4 digits (shared/domain.md §1).")
+    naam: str
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _strip_cbs_padding(cls, value: object) -> object:
+        # CBS tables pad the key to 10 characters ('GM1690    '): strip on ingest (domain.md §1).
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("code")
+    @classmethod
+    def _gemeentecode(cls, value: str) -> str:
+        if not GEMEENTECODE.match(value):
+            raise ValueError(f"{value!r} is not a CBS gemeentecode (GM followed by 4 digits, e.g. GM0118)")
+        return value
+
+
+class CsvFormat(_Strict):
+    type: Literal["csv"] = "csv"
+    encoding: Literal["auto", "cp1252", "utf-8", "utf-8-sig", "latin-1"] = "auto"
+    delimiter: str | None = Field(default=None, description="None: detected from the header line.")
+    quotechar: str = '"'
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError("delimiter must be a single character such as ';' or ','")
+        return value
+
+
+class XlsxFormat(_Strict):
+    type: Literal["xlsx"]
+    sheet: str | None = Field(default=None, description="Sheet name; None: the first sheet.")
+    skip_rows: int | None = Field(
+        default=None, ge=0, description="Rows above the header; None: the header row is detected."
+    )
+
+
+class JsonFormat(_Strict):
+    type: Literal["json"] = "json"
+
+
+class FileLocation(_Strict):
+    kind: Literal["file"]
+    path: str = Field(description="Glob relative to the sources folder, e.g. 'po/*.csv'. Several files are one delivery.")
+    format: Annotated[CsvFormat | XlsxFormat, Field(discriminator="type")]
+
+
+class Auth(_Strict):
+    type: Literal["bearer", "api_key"]
+    token_env: str = Field(description="Environment variable that holds the token (never the token itself).")
+    header: str = Field(default="X-API-Key", description="Header name for api_key auth.")
+
+
+class PagePagination(_Strict):
+    type: Literal["page"]
+    page_param: str = "page"
+    size_param: str = "per_page"
+    page_size: int = Field(default=500, gt=0)
+    first_page: int = 1
+    records_key: str = "data"
+
+
+class CursorPagination(_Strict):
+    type: Literal["cursor"]
+    cursor_param: str = "cursor"
+    size_param: str = "limit"
+    page_size: int = Field(default=500, gt=0)
+    records_key: str = "items"
+    next_cursor_key: str = "next_cursor"
+
+
+class HttpLocation(_Strict):
+    kind: Literal["http"]
+    url: str
+    auth: Auth | None = None
+    pagination: Annotated[PagePagination | CursorPagination, Field(discriminator="type")]
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_factor: float = Field(default=0.5, ge=0)
+    max_pages: int = Field(default=10_000, gt=0)
+    max_response_bytes: int = Field(default=50_000_000, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class Cadence(_Strict):
+    """How often a partner delivers; drives the freshness check and the 'stale' flag in exports."""
+
+    max_age_hours: float = Field(default=36, gt=0)
+
+
+class Source(_Strict):
+    dataset: Dataset
+    gemeente: str | None = Field(
+        default=None, description="For per-municipality data (youth-care waitlists): the GM code it belongs to."
+    )
+    partner: str = Field(description="Who delivers it (shown in docs and the UI).")
+    location: Annotated[FileLocation | HttpLocation, Field(discriminator="kind")]
+    columns: dict[str, str] = Field(description="Delivered column/field name -> canonical field.")
+    date_format: str = Field(default="%Y-%m-%d", description="strptime format of date fields; ISO is always accepted too.")
+    codes: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per canonical field, extra label -> canonical code entries on top of the region's code lists.",
+    )
+    cadence: Cadence = Cadence()
+
+    @field_validator("columns")
+    @classmethod
+    def _one_to_one(cls, value: dict[str, str]) -> dict[str, str]:
+        targets = list(value.values())
+        doubles = sorted({t for t in targets if targets.count(t) > 1})
+        if doubles:
+            raise ValueError(f"canonical field(s) {doubles} are mapped from more than one column")
+        return value
+
+
+class Holiday(_Strict):
+    name: str
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Holiday":
+        if self.end < self.start:
+            raise ValueError(f"holiday {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Calendar(_Strict):
+    """School-calendar facts the alert rules need (shared/domain.md §2.3, §4.3, §6); configuration, not code."""
+
+    holiday_region: Literal["noord", "midden", "zuid"] = "noord"
+    holidays: list[Holiday] = Field(default_factory=list)
+    mbo_application_deadline: str = Field(default="04-01", description="MM-DD, 1 April (domain.md §6).")
+    vsv_count_date: str = Field(default="10-01", description="MM-DD, 1 October (domain.md §6).")
+    school_year_start: str = Field(default="08-01", description="MM-DD (domain.md §2.3).")
+    tlv_deadline: str = Field(default="06-01", description="MM-DD by which pro/vso advice needs a TLV.")
+
+
+class Swv(_Strict):
+    code: str
+    naam: str
+
+    @field_validator("code")
+    @classmethod
+    def _swv_code(cls, value: str) -> str:
+        if not re.match(r"^(PO|VO)\d{4}$", value):
+            raise ValueError(f"{value!r} is not an SWV code like VO2203 (domain.md §1)")
+        return value
+
+
+class Region(_Strict):
+    swv: Swv
+    reference_date: dt.date | None = Field(
+        default=None, description="Evaluation date; None means today in Europe/Amsterdam."
+    )
+    gemeenten: list[Gemeente] = Field(min_length=1)
+    calendar: Calendar = Calendar()
+    codelists: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
+    )
+    sources: dict[str, Source] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_ids(cls, value: dict[str, Source]) -> dict[str, Source]:
+        for name in value:
+            if not re.match(r"^[a-z][a-z0-9_]*$", name):
+                raise ValueError(f"source id {name!r} must be lower-case letters, digits and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Region":
+        codes = [g.code for g in self.gemeenten]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"gemeenten: a code occurs twice in {codes}")
+        for name, source in self.sources.items():
+            if source.gemeente is not None and source.gemeente not in codes:
+                raise ValueError(f"sources.{name}.gemeente: {source.gemeente} is not one of the gemeenten {codes}")
+            if source.dataset == "youth_care_waitlist" and source.gemeente is None:
+                raise ValueError(f"sources.{name}.gemeente: a youth_care_waitlist source must name its gemeente")
+            _check_columns(name, source)
+        return self
+
+    @property
+    def gemeente_codes(self) -> list[str]:
+        return [g.code for g in self.gemeenten]
+
+    def sources_for(self, dataset: str, gemeente: str | None = None) -> dict[str, Source]:
+        return {
+            name: s
+            for name, s in self.sources.items()
+            if s.dataset == dataset and (gemeente is None or s.gemeente == gemeente)
+        }
+
+    def evaluation_date(self) -> dt.date:
+        if self.reference_date is not None:
+            return self.reference_date
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+
+
+def _check_columns(name: str, source: Source) -> None:
+    """Mapped targets must be canonical fields; required canonical fields must be delivered."""
+    from schemas.datasets import canonical_fields
+
+    fields = canonical_fields(source.dataset)
+    for column, target in source.columns.items():
+        if target not in fields:
+            raise ValueError(
+                f"sources.{name}.columns.{column}: {target!r} is not a field of {source.dataset} "
+                f"(one of: {', '.join(fields)}; see docs/sources.md)"
+            )
+    missing = [f for f, col in fields.items() if not col.nullable and f not in source.columns.values()]
+    if missing:
+        raise ValueError(f"sources.{name}.columns: required field(s) {missing} of {source.dataset} are not mapped")
+
+
+def _expand_env(node: object) -> object:
+    if isinstance(node, str):
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name, default)
+            if value is None:
+                raise RegionConfigError(f"environment variable {name} is not set and has no default")
+            return value
+
+        return _ENV_REF.sub(repl, node)
+    if isinstance(node, dict):
+        return {k: _expand_env(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v) for v in node]
+    return node
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and p in {"file", "http", "csv", "xlsx", "page", "cursor"}))
+    return f"{key or '<top level>'}: {error['msg']}"
+
+
+def load_region(path: str | os.PathLike[str]) -> Region:
+    """Read and validate a region YAML; raise RegionConfigError naming the file and every bad key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegionConfigError(f"{path}: cannot read the region file ({exc.strerror})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegionConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RegionConfigError(f"{path}: the top level must be a mapping with keys swv, gemeenten, sources")
+    try:
+        raw = _expand_env(raw)
+        return Region.model_validate(raw)
+    except RegionConfigError as exc:
+        raise RegionConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
+        raise RegionConfigError(f"{path}: invalid region configuration:\n{problems}") from None
