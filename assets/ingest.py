@@ -1,0 +1,223 @@
+"""Raw ingest: every delivery of every source, mapped onto canonical names, as an immutable snapshot.
+
+One raw asset per canonical dataset. Youth-care waitlists are per municipality, so that asset is
+partitioned by gemeente (static partitions from the region YAML) and one failing partner never
+blocks the others. Values stay text here; parsing and validation come next (``assets.validated``).
+
+A delivery that cannot be read (unreachable API, truncated file, missing header) is reported by
+name and replaced by the last good snapshot of the same delivery, so the night goes on with the
+freshest data that is known to be good and the failure is visible in the ``deliveries_readable``
+check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from assets.metadata import preview_markdown
+from connectors.deliveries import Delivery, DeliveryError
+from connectors.files import SourceFiles
+from connectors.http_api import JsonApi
+from connectors.lake import RawSnapshots
+from connectors.region_config import RegionConfig
+from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
+from settings.region import Region, Source
+
+OWNERS = ["team:datastewards"]
+RAW_GROUP = "bronnen"
+
+DATASET_DESCRIPTIONS = {
+    "po_transfers": "PO→VO transfers (overstapdossiers) from the PO school boards' LAS exports.",
+    "youth_care_waitlist": "Youth-care (jeugdhulp) waitlists, one delivery per municipality.",
+    "vo_enrolment": "VO enrolments (inschrijvingen) from each VO school location.",
+    "vo_absence": "Weekly absence per pupil from each VO school location.",
+    "mbo_outflow": "VO leavers and their MBO application status (VVA).",
+}
+
+
+def to_canonical(delivery: Delivery, source_id: str, source: Source, fetched_at: str) -> pd.DataFrame:
+    """Rename delivered columns onto canonical fields and add provenance.
+
+    A mapped column that the delivery lacks rejects the delivery: it breaks the contract as a whole.
+    Columns the YAML does not map are dropped (they are listed in the metadata, not kept).
+    """
+    missing = [column for column in source.columns if column not in delivery.frame.columns]
+    if missing:
+        raise DeliveryError(
+            f"{delivery.name}: missing column(s) {missing} in the header "
+            f"(mapped in sources.{source_id}.columns of the region YAML)"
+        )
+    frame = delivery.frame.loc[:, [*source.columns, "delivery_row"]].rename(columns=source.columns)
+    for field in canonical_fields(source.dataset):
+        if field not in frame.columns:
+            frame[field] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    frame["source_id"] = source_id
+    frame["delivery"] = delivery.name
+    frame["delivery_sha256"] = delivery.sha256
+    frame["fetched_at"] = fetched_at
+    frame["delivery_row"] = frame["delivery_row"].astype("int64")
+    return frame.loc[:, [*canonical_fields(source.dataset), *PROVENANCE_COLUMNS]]
+
+
+@dataclass
+class IngestReport:
+    """What one raw materialization read, rejected and fell back on; names and counts only."""
+
+    deliveries: list[dict]
+    rejected: list[dict]
+
+    def markdown(self) -> str:
+        lines = ["| delivery | rows | bytes | sha256 | status |", "|---|---:|---:|---|---|"]
+        for d in self.deliveries:
+            lines.append(f"| {d['delivery']} | {d['rows']} | {d['bytes']} | {d['sha256'][:12]} | {d['status']} |")
+        for r in self.rejected:
+            lines.append(f"| {r['delivery']} | | | | rejected: {r['error']} |")
+        return "\n".join(lines)
+
+
+def ingest_source(
+    source_id: str,
+    source: Source,
+    files: SourceFiles,
+    api: JsonApi,
+    snapshots: RawSnapshots,
+    log,
+) -> tuple[list[pd.DataFrame], IngestReport]:
+    """Read every delivery of one source; a rejected one is replaced by its last good snapshot."""
+    fetched_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    frames: list[pd.DataFrame] = []
+    report = IngestReport(deliveries=[], rejected=[])
+    location = source.location
+
+    def fall_back(name: str, error: str, stale: list[pd.DataFrame]) -> None:
+        log.error(f"{source_id}: delivery rejected: {error}")
+        report.rejected.append({"source_id": source_id, "delivery": name, "error": error})
+        for frame in stale:
+            frames.append(frame)
+            report.deliveries.append(
+                {"delivery": str(frame["delivery"].iat[0]) if len(frame) else name, "rows": len(frame), "bytes": 0,
+                 "sha256": str(frame["delivery_sha256"].iat[0]) if len(frame) else "", "modified_at": None,
+                 "status": "stale (last good snapshot)"}
+            )
+
+    try:
+        deliveries = files.read(location) if location.kind == "file" else [api.fetch(location, name=location.url)]
+    except DeliveryError as exc:
+        whole = location.path if location.kind == "file" else location.url
+        fall_back(whole, str(exc), [frame for _, frame in snapshots.last_good_all(source_id)])
+        return frames, report
+
+    for delivery in deliveries:
+        try:
+            frame = to_canonical(delivery, source_id, source, fetched_at)
+        except DeliveryError as exc:
+            last = snapshots.last_good(source_id, delivery.name)
+            fall_back(delivery.name, str(exc), [] if last is None else [last])
+            continue
+        snapshots.store(source_id, delivery.sha256, frame)
+        snapshots.mark_good(source_id, delivery.name, delivery.sha256)
+        frames.append(frame)
+        report.deliveries.append(
+            {"delivery": delivery.name, "rows": len(frame), "bytes": delivery.size, "sha256": delivery.sha256,
+             "modified_at": delivery.modified_at, "status": "read"}
+        )
+    return frames, report
+
+
+def _kinds(region: Region, dataset: str) -> set[str]:
+    kinds = {"pandas", "parquet"}
+    for source in region.sources_for(dataset).values():
+        kinds.add("api" if source.location.kind == "http" else source.location.format.type)
+    return kinds
+
+
+def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots, context, *, fail_on_reject: bool) -> dg.Output:
+    frames: list[pd.DataFrame] = []
+    reports: list[IngestReport] = []
+    for source_id, source in sources.items():
+        source_frames, report = ingest_source(source_id, source, files, api, snapshots, context.log)
+        frames.extend(source_frames)
+        reports.append(report)
+    deliveries = [d for r in reports for d in r.deliveries]
+    rejected = [x for r in reports for x in r.rejected]
+    if rejected and fail_on_reject:
+        # A municipality's partner answers for itself: its partition fails (after the retry
+        # policy) and keeps its last good output; the other partitions are separate runs.
+        raise dg.Failure(
+            description=f"{context.partition_key}: " + "; ".join(x["error"] for x in rejected),
+            metadata={"rejected": dg.MetadataValue.json(rejected)},
+        )
+    if not frames:
+        problems = "; ".join(x["error"] for x in rejected) or "no source configured"
+        raise dg.Failure(
+            description=f"{dataset}: no readable delivery and no earlier good snapshot ({problems})",
+            metadata={"rejected": dg.MetadataValue.json(rejected)},
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    merged = IngestReport(deliveries=deliveries, rejected=rejected)
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "bytes": sum(d["bytes"] for d in deliveries),
+            "deliveries": dg.MetadataValue.md(merged.markdown()),
+            "rejected_deliveries": len(rejected),
+            "delivery_date": max((d["modified_at"] or "" for d in deliveries), default="") or dt.date.today().isoformat(),
+            "preview": dg.MetadataValue.md(preview_markdown(frame, dataset)),
+        },
+    )
+
+
+def _readable_check(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "deliveries_readable",
+        asset=asset_key,
+        description="Every delivery could be read and has the mapped columns; a rejected one is named with its error.",
+    )
+
+
+def build_raw_assets(region: Region, gemeente_partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """One raw asset per canonical dataset that the region's YAML delivers."""
+    assets = []
+    for dataset in DATASET_DESCRIPTIONS:
+        if not region.sources_for(dataset):
+            continue
+        assets.append(_raw_asset(region, dataset, gemeente_partitions if dataset == "youth_care_waitlist" else None))
+    return assets
+
+
+def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefinition | None) -> dg.AssetsDefinition:
+    key = dg.AssetKey(f"{dataset}_raw")
+
+    @dg.asset(
+        key=key,
+        description=f"Raw deliveries: {DATASET_DESCRIPTIONS[dataset]} Text values, canonical names, provenance.",
+        group_name=RAW_GROUP,
+        owners=OWNERS,
+        kinds=_kinds(region, dataset),
+        partitions_def=partitions,
+        check_specs=[_readable_check(key)],
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        io_manager_key="lake_io_manager",
+    )
+    def raw(context: dg.AssetExecutionContext, region_config: RegionConfig, source_files: SourceFiles,
+            json_api: JsonApi, raw_snapshots: RawSnapshots):
+        gemeente = context.partition_key if partitions is not None else None
+        sources = region_config.region.sources_for(dataset, gemeente)
+        output = _materialize(dataset, sources, source_files, json_api, raw_snapshots, context,
+                              fail_on_reject=partitions is not None)
+        rejected = output.metadata["rejected_deliveries"].value
+        yield output
+        yield dg.AssetCheckResult(
+            check_name="deliveries_readable",
+            passed=rejected == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rejected_deliveries": rejected, "deliveries": output.metadata["deliveries"]},
+            description=None if rejected == 0 else f"{rejected} delivery(ies) rejected; last good snapshot used",
+        )
+
+    return raw

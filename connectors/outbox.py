@@ -1,0 +1,196 @@
+"""The outbox: files delivered to partners (schools, colleges, municipalities), written safely.
+
+Every table goes out in the formats its readers use: CSV for Dutch Excel and imports (UTF-8 with
+BOM, ``;``), XLSX that a school administrator can use directly (Dutch headers, dd-mm-jjjj dates,
+frozen header, filters, column widths), and, where asked, Parquet with its schema. A folder gets a
+``manifest.json`` (rows and sha256 per file) so the receiver can verify what arrived.
+
+Guarantees:
+- atomic: each file is written under a temporary name and renamed (``connectors.atomic``);
+- no formula injection: text cells starting with ``= + - @``, tab or carriage return get a
+  leading apostrophe in CSV and are stored as plain strings in XLSX;
+- reproducible: a re-run with the same rows rewrites nothing (the manifest's content fingerprint
+  is compared first), so files stay byte-identical; changed rows replace the folder's files and the
+  previous version is kept under ``_versies/<fingerprint>/``;
+- paths are built only from validated codes (``safe_segment``), never from free text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors.atomic import atomic_path, atomic_write_bytes
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_FIXED_XLSX_TIME = dt.datetime(2000, 1, 1)
+
+
+def safe_segment(value: str) -> str:
+    """A path segment made from a validated code (BRIN, GM code, date); anything else is refused."""
+    if not _SEGMENT.match(value) or ".." in value:
+        raise ValueError(f"refusing to use {value!r} as a file or folder name")
+    return value
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text that Excel would run as a formula with an apostrophe (OWASP CSV injection)."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            text = series.astype("str")
+            risky = text.str.startswith(_FORMULA_START, na=False)
+            if risky.any():
+                out[column] = text.where(~risky, "'" + text)
+    return out
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as dd-mm-jjjj, booleans as ja/nee, missing as empty: what a Dutch reader expects."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            out[column] = series.dt.strftime("%d-%m-%Y")
+        elif pd.api.types.is_bool_dtype(series):
+            out[column] = series.map({True: "ja", False: "nee"})
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    text = _display(neutralise(frame)).to_csv(sep=";", index=False, lineterminator="\r\n", date_format="%d-%m-%Y")
+    return ("\ufeff" + text).encode("utf-8")
+
+
+def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
+    """A workbook a school administrator can use directly: frozen header, filters, widths."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]
+    display = neutralise(frame)
+    for column in display.columns:
+        if pd.api.types.is_bool_dtype(display[column]):
+            display[column] = display[column].map({True: "ja", False: "nee"})
+    ws.append(list(display.columns))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    date_columns = {i for i, c in enumerate(display.columns) if pd.api.types.is_datetime64_any_dtype(display[c])}
+    for row in display.itertuples(index=False, name=None):
+        ws.append([None if pd.isna(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for v in row])
+    for index in date_columns:
+        for cell in ws.iter_cols(min_col=index + 1, max_col=index + 1, min_row=2):
+            for c in cell:
+                c.number_format = "DD-MM-YYYY"
+    for index, column in enumerate(display.columns, start=1):
+        values = display[column].astype("str").str.len().fillna(0)
+        width = max(len(str(column)), int(values.max()) if len(values) else 0, 10 if index - 1 in date_columns else 0)
+        ws.column_dimensions[get_column_letter(index)].width = min(60, width + 2)
+    ws.freeze_panes = "A2"
+    if len(display.columns):
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(display.columns))}{max(1, len(display) + 1)}"
+    wb.properties.created = wb.properties.modified = _FIXED_XLSX_TIME
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return _fixed_zip_times(buffer.getvalue())
+
+
+def _fixed_zip_times(data: bytes) -> bytes:
+    """Re-pack the workbook with fixed entry times: same rows, same bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            dst.writestr(fixed, src.read(info.filename))
+    return out.getvalue()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class WrittenFolder:
+    folder: Path
+    files: dict[str, dict]  # file name -> {"rows", "sha256", "bytes"}
+    fingerprint: str
+    changed: bool
+
+
+def write_folder(folder: Path, files: dict[str, tuple[bytes, int]], manifest_extra: dict) -> WrittenFolder:
+    """Deliver a set of files plus ``manifest.json`` atomically; unchanged content is not rewritten.
+
+    ``files`` maps file name -> (bytes, rows). The fingerprint covers the file contents and the
+    stable parts of the manifest; ``generated_at`` is kept from the previous version when nothing
+    changed, so a re-run leaves every byte as it was.
+    """
+    folder = Path(folder)
+    entries = {name: {"rows": rows, "sha256": sha256(data), "bytes": len(data)} for name, (data, rows) in sorted(files.items())}
+    stable = json.dumps({"files": entries, **manifest_extra}, sort_keys=True, default=str)
+    fingerprint = sha256(stable.encode())[:16]
+    manifest_path = folder / "manifest.json"
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if previous.get("fingerprint") == fingerprint and all((folder / n).exists() for n in entries):
+            return WrittenFolder(folder, entries, fingerprint, changed=False)
+        old = previous.get("fingerprint")
+        if old:
+            archive = folder / "_versies" / old
+            archive.mkdir(parents=True, exist_ok=True)
+            for name in [*previous.get("files", {}), "manifest.json"]:
+                if (folder / name).exists():
+                    shutil.copy2(folder / name, archive / name)
+    for name, (data, _) in files.items():
+        atomic_write_bytes(folder / safe_segment(name), data)
+    manifest = {
+        "fingerprint": fingerprint,
+        "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        **manifest_extra,
+        "files": entries,
+    }
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    return WrittenFolder(folder, entries, fingerprint, changed=True)
+
+
+def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = False) -> dict[str, tuple[bytes, int]]:
+    """The same rows as CSV and XLSX (and Parquet when asked), ready for ``write_folder``."""
+    stem = safe_segment(stem)
+    files = {f"{stem}.csv": (csv_bytes(frame), len(frame)), f"{stem}.xlsx": (xlsx_bytes(frame, sheet), len(frame))}
+    if parquet:
+        files[f"{stem}.parquet"] = (parquet_bytes(frame), len(frame))
+    return files
+
+
+class Outbox(dg.ConfigurableResource):
+    """Where partner files land: ``<root>/overdracht``, ``<root>/signalen``, ``<root>/gemeenten/<GM>``."""
+
+    root: str
+
+    def folder(self, *segments: str) -> Path:
+        return Path(self.root).joinpath(*(safe_segment(s) for s in segments))

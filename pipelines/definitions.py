@@ -1,0 +1,44 @@
+"""The code location: assets, checks, jobs, schedules and the resources they run with.
+
+Everything here is wiring. The region YAML is loaded and validated when Definitions load, so a
+broken configuration fails ``dagster definitions validate`` with the file, key and problem.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from assets.ingest import build_raw_assets
+from connectors.files import SourceFiles
+from connectors.http_api import JsonApi
+from connectors.lake import LakeIOManager, RawSnapshots
+from connectors.region_config import RegionConfig
+from pipelines.jobs import build_jobs_and_schedules
+from settings.paths import region_file, var_layout
+from settings.region import load_region
+
+
+def build_definitions(region_path: Path | None = None) -> dg.Definitions:
+    """Definitions for the region in ``region_path`` (default: ``SWV_REGION_FILE`` or the demo region)."""
+    region_path = Path(region_path or region_file())
+    region = load_region(region_path)
+    var = var_layout()
+    gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
+
+    assets = [*build_raw_assets(region, gemeenten)]
+    jobs, schedules = build_jobs_and_schedules(gemeenten)
+
+    resources = {
+        "region_config": RegionConfig(path=str(region_path)),
+        "source_files": SourceFiles(root=str(var.sources)),
+        "json_api": JsonApi(),
+        "raw_snapshots": RawSnapshots(root=str(var.lake)),
+        "lake_io_manager": LakeIOManager(root=str(os.environ.get("SWV_LAKE_URL", var.lake))),
+    }
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)
+
+
+defs = build_definitions()

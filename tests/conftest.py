@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated runtime-state folder and a throw-away PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PROJECT = Path(__file__).resolve().parent.parent
+DEMO_REGION = PROJECT / "regions" / "vo2203.yaml"
+POSTGRES_ADMIN_URL = os.environ.get("SWV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point SWV_VAR_DIR (and so every runtime path) at a fresh folder."""
+    var = tmp_path / "var"
+    var.mkdir()
+    monkeypatch.setenv("SWV_VAR_DIR", str(var))
+    monkeypatch.delenv("SWV_WAREHOUSE_URL", raising=False)
+    return var
+
+
+def _service_missing(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({error.__class__.__name__}); start it as in shared/services.md"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so this test must run: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh PostgreSQL database on 127.0.0.1 for one test, dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"swv_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        _service_missing("PostgreSQL on 127.0.0.1:5432", error)
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
