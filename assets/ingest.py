@@ -10,7 +10,6 @@ freshest data that is known to be good and the failure is visible in the ``deliv
 check.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
@@ -45,6 +44,11 @@ def to_canonical(delivery: Delivery, source_id: str, source: Source, fetched_at:
     A mapped column that the delivery lacks rejects the delivery: it breaks the contract as a whole.
     Columns the YAML does not map are dropped (they are listed in the metadata, not kept).
     """
+    if delivery.frame.empty:
+        # An empty API answer (no child waiting) has no fields to check: an empty table, not an error.
+        delivery = Delivery(delivery.name, delivery.size, delivery.sha256, delivery.modified_at,
+                            pd.DataFrame({**{c: pd.Series(dtype="str") for c in source.columns},
+                                          "delivery_row": pd.Series(dtype="int64")}))
     missing = [column for column in source.columns if column not in delivery.frame.columns]
     if missing:
         raise DeliveryError(

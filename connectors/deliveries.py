@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,3 +31,28 @@ class Delivery:
     sha256: str
     modified_at: str | None
     frame: pd.DataFrame = field(repr=False)
+
+
+def text_value(value: object) -> str | None:
+    """One delivered scalar as text, the same whether it came from Excel or JSON; blank is None.
+
+    Integral numbers lose their '.0' (Excel stores 12345678 as a float), dates become ISO text,
+    booleans ``"true"``/``"false"``, nested JSON stays JSON. Text is stripped of surrounding spaces.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime) and value.time() == dt.time():
+        return value.date().isoformat()
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)

@@ -12,12 +12,15 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingest import build_raw_assets
+from assets.pupils import linked_pupils
+from assets.validated import build_validated_assets
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
 from connectors.lake import LakeIOManager, RawSnapshots
 from connectors.region_config import RegionConfig
+from connectors.warehouse import Warehouse
 from pipelines.jobs import build_jobs_and_schedules
-from settings.paths import region_file, var_layout
+from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
 
 
@@ -28,7 +31,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     var = var_layout()
     gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
 
-    assets = [*build_raw_assets(region, gemeenten)]
+    assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils]
     jobs, schedules = build_jobs_and_schedules(gemeenten)
 
     resources = {
@@ -37,6 +40,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         "json_api": JsonApi(),
         "raw_snapshots": RawSnapshots(root=str(var.lake)),
         "lake_io_manager": LakeIOManager(root=str(os.environ.get("SWV_LAKE_URL", var.lake))),
+        "warehouse": Warehouse(url=warehouse_url()),
     }
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)
 

@@ -21,7 +21,6 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition):
     waitlist_ingest = dg.define_asset_job(
         "waitlist_ingest",
         selection=dg.AssetSelection.assets(WAITLIST_ASSET),
-        partitions_def=gemeenten,
         description="Ingest one municipality's youth-care waitlist (one run per gemeente partition).",
         executor_def=dg.in_process_executor,
     )

@@ -81,7 +81,7 @@ class JsonFormat(_Strict):
 
 class FileLocation(_Strict):
     kind: Literal["file"]
-    path: str = Field(description="Glob relative to the sources folder, e.g. 'po/*.csv'. Several files are one delivery.")
+    path: str = Field(description="Glob relative to the sources folder, e.g. 'po/*.csv'; each matching file is one delivery.")
     format: Annotated[CsvFormat | XlsxFormat, Field(discriminator="type")]
 
 
@@ -183,6 +183,12 @@ class Calendar(_Strict):
     tlv_deadline: str = Field(default="06-01", description="MM-DD by which pro/vso advice needs a TLV.")
 
 
+class Validation(_Strict):
+    max_reject_share: float = Field(
+        default=0.2, ge=0, le=1, description="Share of quarantined rows above which the row_rejects check is ERROR."
+    )
+
+
 class Swv(_Strict):
     code: str
     naam: str
@@ -202,6 +208,7 @@ class Region(_Strict):
     )
     gemeenten: list[Gemeente] = Field(min_length=1)
     calendar: Calendar = Calendar()
+    validation: Validation = Validation()
     codelists: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
     )

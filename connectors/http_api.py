@@ -1,0 +1,219 @@
+"""Partner JSON APIs pulled page by page into one text frame.
+
+Transient failures (429, 500/502/503/504, timeouts, dropped connections) are retried by urllib3
+with exponential backoff, honouring ``Retry-After``. Whatever still fails, and every answer that
+cannot be trusted (not JSON, the wrong shape, too large, a pagination that never ends), rejects
+the whole pull with a ``DeliveryError`` naming the URL and the page. Tokens are read from the
+environment at fetch time and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import requests
+from pydantic import PrivateAttr
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import Retry
+
+from connectors.deliveries import Delivery, DeliveryError, text_value
+from settings.region import HttpLocation, PagePagination
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER_S = 60.0
+CHUNK_BYTES = 64 * 1024
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After up to a minute: a partner asking for a day would stall the night."""
+
+    def get_retry_after(self, response) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
+
+
+class JsonApi(dg.ConfigurableResource):
+    """Pulls every page of a partner's JSON API as one delivery (``HttpLocation`` in the region YAML).
+
+    Page-number pagination stops at the first page shorter than ``page_size``, so ``page_size``
+    must not exceed what the API is willing to return per page.
+    """
+
+    _session: requests.Session | None = PrivateAttr(default=None)
+
+    def fetch(self, location: HttpLocation, *, name: str) -> Delivery:
+        """Every record of every page; the fingerprint covers the raw page bodies in order."""
+        headers = _auth_headers(location)
+        digest, size, records = hashlib.sha256(), 0, []
+        for body, batch in _pages(self._session_for(location), location, headers):
+            digest.update(body)
+            size += len(body)
+            records.extend(batch)
+        return Delivery(name=name, size=size, sha256=digest.hexdigest(), modified_at=None, frame=_frame(records))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _session_for(self, location: HttpLocation) -> requests.Session:
+        """The resource's one session, with this location's retry policy mounted on its URL."""
+        if self._session is None:
+            self._session = requests.Session()
+            self._session.headers["Accept"] = "application/json"
+        retry = _CappedRetry(
+            total=location.max_retries,
+            backoff_factor=location.backoff_factor,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        replaced = self._session.adapters.get(location.url)
+        if replaced is not None:
+            replaced.close()
+        self._session.mount(location.url, HTTPAdapter(max_retries=retry))
+        return self._session
+
+
+def _auth_headers(location: HttpLocation) -> dict[str, str]:
+    auth = location.auth
+    if auth is None:
+        return {}
+    token = os.environ.get(auth.token_env)
+    if not token:
+        raise DeliveryError(f"{location.url}: environment variable {auth.token_env} (the API token) is not set")
+    return {"Authorization": f"Bearer {token}"} if auth.type == "bearer" else {auth.header: token}
+
+
+def _pages(session: requests.Session, location: HttpLocation, headers: dict) -> Iterator[tuple[bytes, list[dict]]]:
+    """(raw body, records) per page until the pagination says done; a pagination that never ends is refused."""
+    pagination = location.pagination
+    cursor, seen_cursors, previous_body = None, set(), None
+    for page in itertools.count(1):
+        if page > location.max_pages:
+            raise DeliveryError(
+                f"{location.url}: more than max_pages={location.max_pages} pages; the pagination does not end"
+            )
+        params = {pagination.size_param: pagination.page_size}
+        if isinstance(pagination, PagePagination):
+            params[pagination.page_param] = pagination.first_page + page - 1
+        elif cursor is not None:
+            params[pagination.cursor_param] = cursor
+        body = _get(session, location, params, headers, page)
+        document = _document(body, location, page)
+        batch = document[pagination.records_key]
+        yield body, batch
+        if isinstance(pagination, PagePagination):
+            if len(batch) < pagination.page_size:
+                return
+            if body == previous_body:
+                raise DeliveryError(
+                    f"{location.url}: pagination loop: page {page} repeats page {page - 1} "
+                    f"(the API ignores {pagination.page_param!r})"
+                )
+            previous_body = body
+        else:
+            cursor = document.get(pagination.next_cursor_key)
+            if cursor is None or cursor == "":
+                return
+            if not isinstance(cursor, (str, int)) or cursor in seen_cursors:
+                raise DeliveryError(
+                    f"{location.url}: pagination loop: page {page} returns a "
+                    f"{pagination.next_cursor_key!r} that is not a new cursor"
+                )
+            seen_cursors.add(cursor)
+
+
+def _get(session: requests.Session, location: HttpLocation, params: dict, headers: dict, page: int) -> bytes:
+    """One page's body after retries; redirects are refused so a token never travels to another host."""
+    where = f"{location.url} page {page}"
+    try:
+        with session.get(
+            location.url,
+            params=params,
+            headers=headers,
+            timeout=(location.connect_timeout_s, location.read_timeout_s),
+            stream=True,
+            allow_redirects=False,
+        ) as response:
+            _check_status(response, location, page)
+            return _read_limited(response, location.max_response_bytes, where)
+    except requests.RequestException as error:
+        raise DeliveryError(f"{where}: {_cause(error, location)} {_after(location.max_retries)}") from error
+
+
+def _check_status(response: requests.Response, location: HttpLocation, page: int) -> None:
+    status, where = response.status_code, f"{location.url} page {page}"
+    if status in (401, 403):
+        hint = f"; check the token in {location.auth.token_env}" if location.auth else ""
+        raise DeliveryError(f"{where}: authentication failed (HTTP {status}){hint}")
+    if 300 <= status < 400:
+        raise DeliveryError(
+            f"{where}: redirected (HTTP {status}) to {response.headers.get('Location')}; configure the final URL"
+        )
+    if status >= 400:
+        retries = len(response.raw.retries.history) if response.raw.retries else 0
+        raise DeliveryError(f"{where}: HTTP {status} {_after(retries)}")
+
+
+def _read_limited(response: requests.Response, limit: int, where: str) -> bytes:
+    """The body, refused as soon as it is known to exceed ``limit``: by Content-Length or while streaming."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DeliveryError(f"{where}: the response has {declared} bytes, more than max_response_bytes={limit}")
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit:
+            raise DeliveryError(f"{where}: the response exceeds max_response_bytes={limit}; stopped reading")
+    return bytes(body)
+
+
+def _after(retries: int) -> str:
+    return f"after {retries} {'retry' if retries == 1 else 'retries'}"
+
+
+def _cause(error: requests.RequestException, location: HttpLocation) -> str:
+    """What went wrong, in words: urllib3 wraps the real reason in MaxRetryError.reason."""
+    inner = error.args[0] if error.args else None
+    reason = getattr(inner, "reason", inner)
+    # NewConnectionError subclasses urllib3's TimeoutError for historical reasons: test it first.
+    if isinstance(reason, NewConnectionError):
+        return "connection failed (the server refused or could not be reached)"
+    if isinstance(error, requests.Timeout) or isinstance(reason, Urllib3Timeout):
+        return f"timed out (connect {location.connect_timeout_s} s, read {location.read_timeout_s} s)"
+    return f"connection failed ({type(reason if isinstance(reason, Exception) else error).__name__})"
+
+
+def _document(body: bytes, location: HttpLocation, page: int) -> dict:
+    """The page as a JSON object whose ``records_key`` holds a list of objects."""
+    key = location.pagination.records_key
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise DeliveryError(f"{location.url} page {page}: the response is not JSON") from None
+    records = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise DeliveryError(f"{location.url} page {page}: expected a JSON object with a list of objects under {key!r}")
+    return document
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
+    """Records as text columns, in the order fields first appear; a field a record lacks is NA."""
+    fields = dict.fromkeys(field for record in records for field in record)
+    frame = pd.DataFrame(
+        {f: pd.array([text_value(r.get(f)) for r in records], dtype="str") for f in fields},
+        index=range(len(records)),
+    )
+    frame["delivery_row"] = np.arange(1, len(records) + 1)
+    return frame

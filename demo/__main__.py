@@ -1,0 +1,138 @@
+"""``python -m demo``: generate the demo region, serve its partner APIs, run a night, show the outputs.
+
+    python -m demo run [--pupils N] [--seed S]       what `make demo` does
+    python -m demo generate [--pupils N] [--seed S]  only write the deliveries and the truth file
+    python -m demo serve [--port 8765]               only serve the partner APIs (for `make ui`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from settings.paths import region_file, var_layout
+from settings.region import load_region
+
+# The demo's deliveries from the Westerveld-style API: now and then rate-limited or unavailable,
+# so every demo night exercises the retries (keyed by source id of the demo region YAML).
+DEMO_FAULTS = {"wachtlijst_westerveld": {"rate_limit_every": 7, "unavailable_every": 11, "retry_after_s": 1}}
+DEMO_EXPORT_KEY_PREFIX = "demo-pseudonym-key-"
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _demo_environment(region) -> None:
+    """Demo-only secrets: tokens for the demo API and per-municipality pseudonym keys."""
+    for source in region.sources.values():
+        auth = getattr(source.location, "auth", None)
+        if auth is not None:
+            os.environ.setdefault(auth.token_env, f"demo-token-{auth.token_env.lower()}")
+    for code in region.gemeente_codes:
+        os.environ.setdefault(f"SWV_EXPORT_KEY_{code}", DEMO_EXPORT_KEY_PREFIX + code)
+
+
+def generate(args) -> dict:
+    from demo.generate import generate_region
+
+    region = load_region(region_file())
+    var = var_layout()
+    _say(f"generating region {region.swv.code} (seed {args.seed}, pupils {args.pupils or 'default'}) in {var.sources}")
+    counts = generate_region(region, var.sources, var.root / "demo" / "truth.json", seed=args.seed,
+                             pupils=args.pupils, progress=_say)
+    return counts
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(args) -> int:
+    region = load_region(region_file())
+    _demo_environment(region)
+    counts = generate(args)
+    var = var_layout()
+    var.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(var.dagster_home))
+
+    from demo.api_server import DemoApiServer
+
+    port = _free_port()
+    os.environ["SWV_DEMO_API"] = f"http://127.0.0.1:{port}"
+    with DemoApiServer(load_region(region_file()), var.sources / "api", port=port, faults=DEMO_FAULTS) as server:
+        _say(f"partner APIs served on {server.url}")
+        import dagster as dg
+
+        from pipelines.definitions import build_definitions
+        from pipelines.night import run_night
+
+        defs = build_definitions()
+        with dg.DagsterInstance.get() as instance:
+            result = run_night(defs, instance, progress=_say)
+    _report(counts, result, var)
+    return 0 if result.success else 1
+
+
+def _report(counts: dict, result, var) -> None:
+    print()
+    print("Demo region deliveries:")
+    print(json.dumps(counts, indent=2, ensure_ascii=False, default=str))
+    print()
+    print("Outputs:")
+    outbox = var.outbox
+    for folder in ("overdracht", "signalen", "gemeenten"):
+        files = sorted(p for p in (outbox / folder).rglob("*") if p.is_file() and "_versies" not in p.parts)
+        print(f"  {outbox / folder}: {len(files)} files")
+        for path in files[:6]:
+            print(f"    {path.relative_to(outbox)}")
+        if len(files) > 6:
+            print(f"    ... and {len(files) - 6} more")
+    print(f"  warehouse: {os.environ.get('SWV_WAREHOUSE_URL') or var.warehouse_url}")
+    print(f"  raw snapshots: {var.lake / 'raw'}")
+    print()
+    print(f"Night {'succeeded' if result.success else 'FAILED'}; waitlist runs: "
+          + ", ".join(f"{k} {'ok' if v else 'failed'}" for k, v in result.waitlist_runs.items()))
+    print("Open the UI with `make ui` and browse to http://127.0.0.1:3000 (runs, asset checks, partitions).")
+
+
+def serve(args) -> int:
+    from demo.api_server import DemoApiServer
+
+    region = load_region(region_file())
+    _demo_environment(region)
+    with DemoApiServer(region, var_layout().sources / "api", port=args.port, faults=DEMO_FAULTS) as server:
+        _say(f"serving the demo partner APIs on {server.url} (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "generate"):
+        p = sub.add_parser(name)
+        p.add_argument("--pupils", type=int, default=None, help="VO pupils (default: the real region's size)")
+        p.add_argument("--seed", type=int, default=2203)
+    s = sub.add_parser("serve")
+    s.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        generate(args)
+        return 0
+    return {"run": run, "serve": serve}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The code location loads, and the night is scheduled at 02:00 Europe/Amsterdam, running by default."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+from dagster._utils.schedules import cron_string_iterator
+
+from pipelines.definitions import build_definitions
+from tests.conftest import DEMO_REGION
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return build_definitions(DEMO_REGION)
+
+
+def test_the_nightly_schedule_runs_at_two_in_amsterdam_and_is_running(defs):
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Amsterdam"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "nightly"
+
+
+def test_the_waitlist_schedule_asks_one_run_per_municipality(defs):
+    schedule = defs.resolve_schedule_def("waitlist_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 10, 5, 1, 30, tzinfo=AMSTERDAM),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert sorted(r.partition_key for r in requests) == ["GM0118", "GM0119", "GM1690", "GM1701", "GM1708"]
+    assert len({r.run_key for r in requests}) == 5
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # Spring forward (29 March 2026: 02:00 → 03:00): 02:00 does not exist that night, the run starts at 03:00.
+        (dt.datetime(2026, 3, 28, 12, 0), [dt.datetime(2026, 3, 29, 3, 0), dt.datetime(2026, 3, 30, 2, 0)]),
+        # Fall back (25 October 2026: 03:00 → 02:00): 02:00 happens twice, the run starts once.
+        (dt.datetime(2026, 10, 24, 12, 0), [dt.datetime(2026, 10, 25, 2, 0), dt.datetime(2026, 10, 26, 2, 0)]),
+    ],
+)
+def test_the_night_fires_once_per_night_across_daylight_saving_switches(defs, after, expected):
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    start = after.replace(tzinfo=AMSTERDAM).timestamp()
+    # The same iterator the Dagster daemon uses to decide when a schedule fires.
+    ticks = cron_string_iterator(start, schedule.cron_schedule, schedule.execution_timezone)
+    fired = [next(ticks).astimezone(AMSTERDAM).replace(tzinfo=None) for _ in expected]
+    assert fired == expected
+
+
+def test_every_asset_has_a_description_owner_group_and_kinds(defs):
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.owners, key
+        assert node.group_name and node.group_name != "default", key
+        assert any(tag.startswith("dagster/kind/") for tag in node.tags), key
+
+
+def test_municipalities_are_the_partitions_of_the_waitlist(defs):
+    graph = defs.resolve_asset_graph()
+    partitions = graph.get(dg.AssetKey("youth_care_waitlist_raw")).partitions_def
+    assert sorted(partitions.get_partition_keys()) == ["GM0118", "GM0119", "GM1690", "GM1701", "GM1708"]
