@@ -53,6 +53,7 @@ def linked_pupils(
          "youth_care_waitlist": youth_care_waitlist},
         pd.Timestamp(night),
     )
+    warehouse.ensure_schema()
     history = record_pupils(warehouse.engine, pupils, night)
     warehouse.record_quarantine("pupils", conflict_rejects(conflicts), [("koppeling", "pupils", "")],
                                 dt.datetime.now(dt.UTC))

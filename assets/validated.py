@@ -70,6 +70,7 @@ def _validated_asset(dataset: str) -> dg.AssetsDefinition:
     def validated(context: dg.AssetExecutionContext, raw: pd.DataFrame, region_config: RegionConfig, warehouse: Warehouse):
         region = region_config.region
         result = validate_dataset(dataset, raw, region, evaluation_date=region_config.evaluation())
+        warehouse.ensure_schema()
         summary = warehouse.record_quarantine(dataset, result.rejects, result.deliveries, dt.datetime.now(dt.UTC))
         share = result.quarantined_rows / max(result.raw_rows, 1)
         limit = region.validation.max_reject_share

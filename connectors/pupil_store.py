@@ -12,13 +12,13 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-METADATA = sa.MetaData()
+from connectors.warehouse import metadata
 
 TRACKED = ("woongemeente_code", "vo_brin6", "onderwijsniveau")
 
 pupil_history = sa.Table(
     "pupil_history",
-    METADATA,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("pupil_key", sa.String(32), nullable=False, index=True),
     sa.Column("woongemeente_code", sa.String(6)),
@@ -37,7 +37,7 @@ def _open_rows(conn: sa.Connection) -> pd.DataFrame:
 
 def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> dict[str, int]:
     """Bring the history up to ``night``; returns counts of opened, closed and unchanged rows."""
-    METADATA.create_all(engine)
+    metadata.create_all(engine, tables=[pupil_history])
     current = pupils.loc[:, ["pupil_key", *TRACKED]].astype("object").where(pupils.loc[:, ["pupil_key", *TRACKED]].notna(), None)
     with engine.begin() as conn:
         known = _open_rows(conn)

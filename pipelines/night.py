@@ -23,11 +23,15 @@ class NightResult:
         return self.nightly.success
 
 
-def night_run_config(evaluation_date: dt.date | None) -> dict:
-    """Run config that fixes the evaluation date (time travel for replays and tests)."""
-    if evaluation_date is None:
-        return {}
-    return {"resources": {"region_config": {"config": {"evaluation_date": evaluation_date.isoformat()}}}}
+def night_run_config(evaluation_date: dt.date | None, console_level: str = "WARNING") -> dict:
+    """Run config: the evaluation date (time travel for replays and tests) and the console log level.
+
+    Every event still goes to the instance's event log (the UI); only the terminal is kept quiet.
+    """
+    config: dict = {"loggers": {"console": {"config": {"log_level": console_level}}}}
+    if evaluation_date is not None:
+        config["resources"] = {"region_config": {"config": {"evaluation_date": evaluation_date.isoformat()}}}
+    return config
 
 
 def run_night(

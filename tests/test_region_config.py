@@ -79,3 +79,12 @@ def test_environment_references_are_expanded(tmp_path, demo, monkeypatch):
     monkeypatch.setenv("SWV_DEMO_API", "http://127.0.0.1:9999")
     region = load_region(_write(tmp_path, demo))
     assert region.sources["mbo_vva"].location.url.startswith("http://127.0.0.1:9999/")
+
+
+def test_docs_sources_md_matches_the_models_and_the_demo_region():
+    from schemas.document import sources_markdown
+
+    documented = (DEMO_REGION.parent.parent / "docs" / "sources.md").read_text(encoding="utf-8")
+    assert documented == sources_markdown(load_region(DEMO_REGION)), (
+        "docs/sources.md is out of date: python -m schemas.document regions/vo2203.yaml > docs/sources.md"
+    )

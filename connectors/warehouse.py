@@ -1,0 +1,212 @@
+"""The warehouse: the few tables that need SQL (quarantine now; pupils, alerts and the export log later).
+
+Bulk data stays in Parquet (``connectors.lake``); the warehouse holds what stewards query, update
+and keep a history of. Any SQLAlchemy URL works; tested on SQLite (the embedded default, a file
+under ``var/``) and PostgreSQL (``postgresql+psycopg://``).
+
+Every table lives in the module-level ``metadata``: another module adds its table to the same
+``metadata`` and ``Warehouse.ensure_schema()`` creates whatever is missing.
+
+The quarantine keeps one entry per (source, delivery, row fingerprint, column, rule). A delivery
+that comes in again with the same bad row only moves ``last_seen``; a corrected re-delivery of
+the same file (same source and delivery name) resolves the entries that are gone. Timestamps are
+stored in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import PrivateAttr
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite has no time zones: it stores UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+QUARANTINE_KEY = ("source_id", "delivery", "row_fingerprint", "column", "rule")
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(64), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("delivery", sa.Text, nullable=False, comment="File name or URL of the delivery."),
+    sa.Column("delivery_sha256", sa.String(64), nullable=False, comment="The delivery this entry was last seen in."),
+    sa.Column("delivery_row", sa.Integer, nullable=False, comment="Row number in that delivery (1 = first data row)."),
+    sa.Column("row_fingerprint", sa.String(64), nullable=False, comment="sha256 of the delivered values of the row."),
+    sa.Column("column", sa.String(64), nullable=False, comment="Canonical field, or '*' for the whole row."),
+    sa.Column("rule", sa.String(64), nullable=False, comment="Rule name, see docs/validation.md."),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("value_masked", sa.Text, nullable=True, comment="Delivered value; personal fields masked."),
+    sa.Column("first_seen", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime, nullable=True, comment="Set when a re-delivery no longer has the problem."),
+    sa.UniqueConstraint(*QUARANTINE_KEY, name="uq_quarantine_entry"),
+    sa.Index("ix_quarantine_delivery", "source_id", "delivery", "resolved_at"),
+)
+
+_UPDATABLE = ("delivery_sha256", "delivery_row", "message", "value_masked")
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    """What one ``record_quarantine`` call did.
+
+    ``new``: entries open now that were not open before (never seen, or seen again after being
+    resolved). ``still_open``: open entries seen again. ``resolved``: open entries of a re-delivered
+    delivery whose problem is gone.
+    """
+
+    new: int
+    still_open: int
+    resolved: int
+
+
+class Warehouse(dg.ConfigurableResource):
+    """SQL storage for the quarantine (and, later, pupils, alerts and the export log)."""
+
+    url: str
+
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """Created on first use, once per resource instance."""
+        if self._engine is None:
+            url = sa.make_url(self.url)
+            options = {}
+            if url.get_backend_name() == "sqlite":
+                # Partitions of one night may write at the same time: wait for the lock, don't fail.
+                options["connect_args"] = {"timeout": 30}
+                if url.database not in (None, "", ":memory:"):
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, **options)
+        return self._engine
+
+    def ensure_schema(self) -> None:
+        """Create every table of ``metadata`` that does not exist yet."""
+        metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        """Close the pooled connections (tests drop their database afterwards)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.dispose()
+
+    def record_quarantine(
+        self,
+        dataset: str,
+        rejects: pd.DataFrame,
+        deliveries: list[tuple[str, str, str]],
+        seen_at: dt.datetime,
+    ) -> QuarantineSummary:
+        """Upsert tonight's rejects and resolve what corrected re-deliveries fixed, in one transaction.
+
+        ``rejects`` has the columns of ``schemas.validate.REJECT_COLUMNS``; ``deliveries`` lists every
+        (source_id, delivery, sha256) validated tonight, with or without rejects: an open entry of one
+        of those deliveries that is absent from ``rejects`` is resolved at ``seen_at``. A naive
+        ``seen_at`` is taken as UTC; it must be later than the previous call's.
+        """
+        entries = rejects.drop_duplicates(list(QUARANTINE_KEY)).reset_index(drop=True)
+        delivered = sorted({(source_id, delivery) for source_id, delivery, _ in deliveries})
+        strays = set(zip(entries["source_id"], entries["delivery"])) - set(delivered)
+        if strays:
+            raise ValueError(f"rejects of {len(strays)} delivery/deliveries not listed in `deliveries`")
+        with self.engine.begin() as connection:
+            known = _entries_of(connection, delivered)
+            matched = entries.merge(known, on=list(QUARANTINE_KEY), how="left")
+            seen_before = matched["id"].notna()
+            if (~seen_before).any():
+                connection.execute(
+                    sa.insert(quarantine),
+                    _records(matched.loc[~seen_before], dataset=dataset, first_seen=seen_at, last_seen=seen_at),
+                )
+            if seen_before.any():
+                connection.execute(
+                    sa.update(quarantine)
+                    .where(quarantine.c.id == sa.bindparam("entry_id"))
+                    .values(
+                        last_seen=sa.bindparam("seen_at"),
+                        resolved_at=None,
+                        **{name: sa.bindparam(f"new_{name}") for name in _UPDATABLE},
+                    ),
+                    _update_records(matched.loc[seen_before], seen_at),
+                )
+            resolved = 0
+            if delivered:
+                resolved = connection.execute(
+                    sa.update(quarantine)
+                    .where(
+                        sa.tuple_(quarantine.c.source_id, quarantine.c.delivery).in_(delivered),
+                        quarantine.c.resolved_at.is_(None),
+                        quarantine.c.last_seen < seen_at,
+                    )
+                    .values(resolved_at=seen_at)
+                ).rowcount
+        was_open = seen_before & matched["resolved_at"].isna()
+        return QuarantineSummary(new=int((~was_open).sum()), still_open=int(was_open.sum()), resolved=int(resolved))
+
+    def quarantine_entries(self, dataset: str | None = None, *, open_only: bool = True) -> pd.DataFrame:
+        """Quarantine entries (open ones by default) in the order of their deliveries and rows."""
+        query = sa.select(quarantine).order_by(quarantine.c.source_id, quarantine.c.delivery, quarantine.c.delivery_row)
+        if dataset is not None:
+            query = query.where(quarantine.c.dataset == dataset)
+        if open_only:
+            query = query.where(quarantine.c.resolved_at.is_(None))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return pd.DataFrame(rows, columns=[c.name for c in quarantine.columns])
+
+
+def _entries_of(connection: sa.Connection, delivered: list[tuple[str, str]]) -> pd.DataFrame:
+    """Existing entries (open or resolved) of the given (source_id, delivery) pairs."""
+    columns = [quarantine.c.id, quarantine.c.resolved_at, *(quarantine.c[name] for name in QUARANTINE_KEY)]
+    frame = pd.DataFrame(columns=[c.name for c in columns])
+    if delivered:
+        query = sa.select(*columns).where(sa.tuple_(quarantine.c.source_id, quarantine.c.delivery).in_(delivered))
+        frame = pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in columns])
+    return frame.astype({name: "str" for name in QUARANTINE_KEY})
+
+
+def _records(entries: pd.DataFrame, **fixed) -> list[dict]:
+    columns = ["source_id", "delivery", "delivery_sha256", "delivery_row", "row_fingerprint", "column", "rule",
+               "message", "value_masked"]
+    records = entries.loc[:, columns].astype(object).where(entries.loc[:, columns].notna(), None).to_dict("records")
+    for record in records:  # bulk parameters for one executemany, not a round trip per row
+        record["delivery_row"] = int(record["delivery_row"])
+        record.update(fixed)
+    return records
+
+
+def _update_records(entries: pd.DataFrame, seen_at: dt.datetime) -> list[dict]:
+    return [
+        {"entry_id": int(entry_id), "seen_at": seen_at, **{f"new_{name}": record[name] for name in _UPDATABLE}}
+        for entry_id, record in zip(entries["id"], _records(entries))
+    ]
