@@ -24,17 +24,21 @@ $(VENV)/.synced: requirements.lock pyproject.toml
 	@touch $@
 
 ## demo: generate the demo region, serve its APIs, run the nightly job end to end, print the outputs
-demo: env
-	@mkdir -p $(DAGSTER_HOME)
+demo: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m demo run
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $@ || cp deploy/dagster.local.yaml $@
 
 ## test: the whole test suite (PostgreSQL, Celery and browser tests included where the services run)
 test: env
 	$(BIN)/python -m pytest
 
 ## ui: the Dagster UI (webserver + daemon) on http://127.0.0.1:3000
-ui: env
-	@mkdir -p $(DAGSTER_HOME)
+ui: env $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m demo serve --port 8765 & api=$$!; \
+	trap "kill $$api" EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## bench: the benchmark at three scales (not part of `make test`)
