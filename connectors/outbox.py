@@ -41,7 +41,7 @@ _FIXED_XLSX_TIME = dt.datetime(2000, 1, 1)
 
 def safe_segment(value: str) -> str:
     """A path segment made from a validated code (BRIN, GM code, date); anything else is refused."""
-    if not _SEGMENT.match(value) or ".." in value:
+    if not _SEGMENT.fullmatch(value) or ".." in value:
         raise ValueError(f"refusing to use {value!r} as a file or folder name")
     return value
 
@@ -81,6 +81,7 @@ def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
+    from openpyxl.writer.excel import ExcelWriter
 
     wb = Workbook()
     ws = wb.active
@@ -108,7 +109,8 @@ def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(display.columns))}{max(1, len(display) + 1)}"
     wb.properties.created = wb.properties.modified = _FIXED_XLSX_TIME
     buffer = io.BytesIO()
-    wb.save(buffer)
+    # Not wb.save(): it stamps properties.modified with the clock, so the bytes would change each second.
+    ExcelWriter(wb, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED)).save()
     return _fixed_zip_times(buffer.getvalue())
 
 

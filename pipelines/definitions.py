@@ -11,12 +11,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.ingest import build_raw_assets
 from assets.pupils import linked_pupils
 from assets.validated import build_validated_assets
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
 from connectors.lake import LakeIOManager, RawSnapshots
+from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from pipelines.jobs import build_jobs_and_schedules
@@ -31,7 +33,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     var = var_layout()
     gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
 
-    assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils]
+    assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils,
+              po_vo_handovers, vo_mbo_handovers]
     jobs, schedules = build_jobs_and_schedules(gemeenten)
 
     resources = {
@@ -41,6 +44,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         "raw_snapshots": RawSnapshots(root=str(var.lake)),
         "lake_io_manager": LakeIOManager(root=str(os.environ.get("SWV_LAKE_URL", var.lake))),
         "warehouse": Warehouse(url=warehouse_url()),
+        "outbox": Outbox(root=str(var.outbox)),
     }
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)
 

@@ -49,12 +49,20 @@ def night(tmp_path_factory):
             defs = build_definitions(DEMO_REGION)
             with dg.DagsterInstance.get() as instance:
                 first = run_night(defs, instance)
+                after_first = _outbox_state(var / "outbox")
                 second = run_night(defs, instance)
             yield {"var": var, "truth": json.loads(truth_path.read_text()), "first": first, "second": second,
-                   "defs": defs}
+                   "defs": defs, "outbox_after_first": after_first}
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _outbox_state(outbox: Path) -> dict[str, tuple[str, int]]:
+    import hashlib
+
+    return {str(p.relative_to(outbox)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(outbox.rglob("*")) if p.is_file()}
 
 
 def _lake(var: Path, asset: str) -> pd.DataFrame:
@@ -144,3 +152,75 @@ def test_every_municipality_partition_shows_its_row_count(night):
             ).records
             assert records, gemeente
             assert records[0].asset_materialization.metadata["dagster/row_count"].value > 0
+
+
+def _id(entry: dict) -> str:
+    return entry["id"].get("bsn") or entry["id"].get("onderwijsnummer")
+
+
+def _handover_rows(var: Path, route: str) -> pd.DataFrame:
+    frames = []
+    for path in sorted((var / "outbox" / "overdracht" / route).glob("*/*/overdracht.csv")):
+        frame = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
+        frames.append(frame.assign(school=path.parent.name))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["id"] = rows["BSN"].fillna(rows["Onderwijsnummer"])
+    return rows
+
+
+@pytest.mark.parametrize(("route", "truth_key", "code"), [("po-vo", "handovers_po_vo", "vo_brin6"),
+                                                          ("vo-mbo", "handovers_vo_mbo", "mbo_brin")])
+def test_every_pupil_is_routed_to_exactly_the_school_it_registered_at(night, route, truth_key, code):
+    rows = _handover_rows(night["var"], route)
+    expected = {_id(e): e[code] for e in night["truth"][truth_key]}
+    placed = rows.groupby("id")["school"].agg(set)
+    wrong = {i: (expected[i], placed.get(i)) for i in expected if placed.get(i) != {expected[i]}}
+    assert not wrong, f"{len(wrong)} of {len(expected)} pupils not (only) in their school's file"
+    unexpected = set(placed.index) - set(expected)
+    assert not unexpected, f"{len(unexpected)} pupils in a handover file without a planted aanmelding there"
+
+
+def test_no_consent_gated_value_of_a_pupil_without_consent_appears_anywhere(night):
+    var = night["var"]
+    secrets = {v for entry in night["truth"]["no_consent"] for v in entry["values"].values()
+               if isinstance(v, str) and len(v) >= 8}
+    assert secrets
+    leaks = []
+    for root in (var / "outbox", var / "dagster"):
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            if path.suffix == ".xlsx":
+                import openpyxl
+
+                book = openpyxl.load_workbook(path, read_only=True)
+                text = "\n".join(str(c) for ws in book for row in ws.iter_rows(values_only=True) for c in row if c)
+            else:
+                text = path.read_bytes().decode("utf-8", errors="ignore")
+            leaks += [(str(path.relative_to(var)), s[:10]) for s in secrets if s in text]
+    assert not leaks, leaks[:5]
+
+
+def test_handover_csv_and_xlsx_hold_the_same_rows_and_the_manifest_matches(night):
+    import hashlib
+
+    import openpyxl
+
+    folders = sorted((night["var"] / "outbox" / "overdracht").glob("*/*/*/manifest.json"))
+    assert folders
+    for manifest_path in folders:
+        manifest = json.loads(manifest_path.read_text())
+        for name, entry in manifest["files"].items():
+            assert hashlib.sha256((manifest_path.parent / name).read_bytes()).hexdigest() == entry["sha256"]
+        csv = pd.read_csv(manifest_path.parent / "overdracht.csv", sep=";", dtype=str, encoding="utf-8-sig")
+        sheet = openpyxl.load_workbook(manifest_path.parent / "overdracht.xlsx").active
+        assert sheet.max_row - 1 == len(csv) == manifest["files"]["overdracht.csv"]["rows"]
+        assert [c.value for c in sheet[1]] == list(csv.columns)
+        assert sheet.freeze_panes == "A2"
+
+
+def test_a_second_night_on_the_same_input_rewrites_no_output_file(night):
+    before = night["outbox_after_first"]
+    after = _outbox_state(night["var"] / "outbox")
+    changed = [p for p in before if "overdracht" in p and before[p] != after.get(p)]
+    assert not changed, changed[:5]
