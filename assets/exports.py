@@ -1,0 +1,658 @@
+"""Exports to the municipalities: their own residents only, pseudonymised or aggregated and suppressed.
+
+What a municipality receives, and why it may (``docs/exports.md``; shared/domain.md §7, §9 items 11,
+14 and 15):
+
+- **monitoring**: one row per pupil who lives in the municipality, identified only by a keyed
+  pseudonym (HMAC-SHA256 with the municipality's own key), with birth *year*, PC4, school, absence,
+  youth-care waiting status and norms, transfer and MBO status and open alert reasons. Record-level
+  data go out only under the convenant (grondslag in the manifest), never with BSN, onderwijsnummer,
+  name, full postcode or birth date.
+- **aggregates**: cross-tables with row and column totals, counts 1-5 shown as ``"<5"`` and
+  secondary suppression so no hidden cell can be worked out from the totals (domain.md §7).
+- **data dictionary**: every column of every table with its type, meaning and source dataset.
+
+Routing follows the woonplaatsbeginsel (domain.md §7 "routing to own residents"): a pupil goes to the
+municipality of ``woongemeente_code`` and nowhere else; pupils who live outside the region, or whose
+residence is unknown, go to no municipality at all.
+
+Everything here is pure: frames in, frames and bytes out. Writing, logging and uploading happen in
+``assets.export_assets``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
+from assets.linkage import pupil_key
+from connectors.outbox import neutralise, parquet_bytes, table_files
+from settings.region import Calendar
+
+SCHEMA_VERSION = "1.0"
+KEY_VARIABLE_PREFIX = "SWV_EXPORT_KEY_"
+
+# Legal basis per exported dataset (domain.md §7, §9 item 14). Defaults; a region overrides them in
+# ``ExportSettings.grondslag`` once its convenant names the articles.
+GRONDSLAG = {
+    "monitoring": "Wet passend onderwijs / Jeugdwet art. 7.4.0 convenant",
+    "aggregaten": "geanonimiseerd, geen persoonsgegevens",
+    "datadictionary": "beschrijving, geen persoonsgegevens",
+    "manifest": "verantwoording, geen persoonsgegevens",
+}
+
+SMALL_CELL = "<5"  # a count of 1 to 5 (DUO's notation, domain.md §7)
+SECONDARY_CELL = "x"  # hidden so that a "<5" elsewhere cannot be worked out (CBS: "x = geheim")
+WITHHELD_CELL = "."  # the whole table is withheld: too small to show anything safely
+TOTAL = "totaal"
+UNKNOWN = "onbekend"
+
+# The absence window of the monitoring column: the 16-uur-in-4-weken melding (domain.md §4.3).
+ABSENCE_WINDOW_WEEKS = 4
+
+RESOLVED = "resolved"  # every other alert status is open
+
+
+class ExportSettings(BaseModel):
+    """The numbers and texts of the exports, with the documented defaults (docs/exports.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_small_count: int = Field(default=5, ge=1, description="Counts 1..this are suppressed (domain.md §7).")
+    intake_norm_weeks: int = Field(default=4, gt=0, description="Aanmelding to intake (domain.md §5.3).")
+    start_norm_weeks: int = Field(default=10, gt=0, description="Intake to start of care (domain.md §5.3).")
+    total_norm_weeks: int = Field(default=14, gt=0, description="Aanmelding to start of care (domain.md §5.3).")
+    age_bands: tuple[int, ...] = Field(default=(12, 14, 16, 18), description="Lower bounds of the age bands.")
+    grondslag: dict[str, str] = Field(default_factory=lambda: dict(GRONDSLAG),
+                                      description="Legal basis per dataset: monitoring, aggregaten, ...")
+
+    @field_validator("grondslag")
+    @classmethod
+    def _every_dataset_has_a_basis(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(GRONDSLAG) - {k for k, v in value.items() if v.strip()})
+        if missing:
+            raise ValueError(f"grondslag: no legal basis for {missing}; every exported dataset needs one")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The pseudonym (domain.md §9 item 14: per-recipient keyed pseudonyms)
+
+
+class ExportKeyMissing(RuntimeError):
+    """The municipality's pseudonymisation key is not in the environment."""
+
+
+def export_key_variable(gemeente: str) -> str:
+    """``SWV_EXPORT_KEY_GM0118``: the environment variable that holds one municipality's key."""
+    return f"{KEY_VARIABLE_PREFIX}{gemeente}"
+
+
+def export_key(gemeente: str, environ: Mapping[str, str] = os.environ) -> bytes:
+    """The municipality's key from the environment; missing is an error that names the variable."""
+    name = export_key_variable(gemeente)
+    value = environ.get(name, "")
+    if not value.strip():
+        raise ExportKeyMissing(
+            f"{gemeente}: environment variable {name} (the pseudonymisation key of this municipality) is not set; "
+            "set it to a long random secret that is the same every night (docs/exports.md, 'Sleutel')"
+        )
+    return value.encode("utf-8")
+
+
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of a key: the manifest shows it, so a receiver sees when the key
+    (and with it every pseudonym) changed, without learning anything about the key itself."""
+    return hmac.new(key, b"swv-export-sleutel-id", hashlib.sha256).hexdigest()[:12]
+
+
+def pseudonymise(keys: pd.Series, key: bytes) -> pd.Series:
+    """HMAC-SHA256(key, pupil key) as 64 hex characters: stable for one key, unrelated across keys.
+
+    Without the key the pseudonym cannot be traced back to a BSN, not even by hashing every possible
+    BSN (there are only a billion), which is why a plain hash would not do.
+    """
+    unique = keys.dropna().unique()
+    digests = {value: hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest() for value in unique}
+    return keys.map(digests).astype("str")
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts per resident
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """The validated datasets and the night's alerts (columns of schemas/datasets.py)."""
+
+    pupils: pd.DataFrame
+    vo_absence: pd.DataFrame
+    youth_care_waitlist: pd.DataFrame
+    po_transfers: pd.DataFrame
+    mbo_outflow: pd.DataFrame
+    thuiszitter_alerts: pd.DataFrame
+
+
+ONDERWIJSSTATUS = ("ingeschreven VO", "uitgestroomd naar MBO", "uitgestroomd VO zonder MBO-inschrijving",
+                   "aangemeld VO", "niet ingeschreven")
+WACHTLIJST_STATUS = ("wacht", "in zorg", "geen")
+
+
+def residents(pupils: pd.DataFrame, gemeente: str) -> pd.DataFrame:
+    """Pupils who live in ``gemeente`` and inside the region (domain.md §7: routing to own residents)."""
+    outside = pupils["buiten_regio"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    own = (pupils["woongemeente_code"] == gemeente).fillna(False).to_numpy(dtype=bool)
+    return pupils.loc[own & ~outside]
+
+
+def _keyed(frame: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
+    """The rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``."""
+    key = pupil_key(frame)
+    return frame.assign(pupil_key=key).loc[key.isin(keys).to_numpy()]
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    return as_dates(values).to_numpy(dtype="datetime64[D]")
+
+
+def absence_hours(vo_absence: pd.DataFrame, keys: pd.Index, evaluation_date: dt.date,
+                  calendar: Calendar) -> pd.Series:
+    """Unexcused hours per pupil over the last 4 complete school weeks before ``E`` (domain.md §4.3).
+
+    The same school weeks as the V16 alert (``assets.alert_rules.SchoolWeeks``): holidays are skipped.
+    """
+    weeks = SchoolWeeks.from_calendar(calendar).last_weeks(evaluation_date, ABSENCE_WINDOW_WEEKS)
+    rows = _keyed(vo_absence, keys)
+    in_window = np.isin(monday_of(_days(rows["week_start"])), weeks)
+    hours = rows.loc[in_window].groupby("pupil_key")["uren_ongeoorloofd"].sum()
+    return hours.reindex(keys, fill_value=0.0).astype("float64")
+
+
+def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.date,
+                    settings: ExportSettings) -> pd.DataFrame:
+    """Per pupil: waiting status, waiting time and the three norms of domain.md §5.3 (§9 item 11).
+
+    One entry counts per pupil: the longest-waiting open entry (no start of care yet, not ended),
+    else the earliest entry in care on ``E``. Waiting time runs from aanmelding to the start of care,
+    or to ``E`` while still waiting. Norms: intake more than 4 weeks after aanmelding, start more
+    than 10 weeks after intake, start more than 14 weeks after aanmelding; a norm whose clock has
+    not started (no intake yet) is not exceeded, one that cannot be known (in care without an
+    intake date) is empty.
+    """
+    e = np.datetime64(evaluation_date, "D")
+    rows = _keyed(waitlist, keys)
+    aanmeld, intake = _days(rows["aanmelddatum"]), _days(rows["intakedatum"])
+    start, einde = _days(rows["startdatum"]), _days(rows["einddatum"])
+    not_ended = np.isnat(einde) | (einde > e)
+    started = ~np.isnat(start) & (start <= e)
+    waiting = ~started & not_ended & (aanmeld <= e)
+    in_care = started & not_ended
+    entries = pd.DataFrame({
+        "pupil_key": rows["pupil_key"].to_numpy(),
+        "rank": np.where(waiting, 0, 1),
+        "aanmeld": aanmeld, "intake": intake, "start": start,
+        "waiting": waiting,
+        "productcategorie": rows["productcategorie"].to_numpy(),
+    }).loc[waiting | in_care]
+    chosen = entries.sort_values(["pupil_key", "rank", "aanmeld"], kind="stable").drop_duplicates("pupil_key")
+
+    waiting = chosen["waiting"].to_numpy()
+    aanmeld = chosen["aanmeld"].to_numpy(dtype="datetime64[D]")
+    intake = chosen["intake"].to_numpy(dtype="datetime64[D]")
+    until = np.where(waiting, e, chosen["start"].to_numpy(dtype="datetime64[D]"))
+    intake_until = np.where(np.isnat(intake) & waiting, e, intake)
+
+    def weeks(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        return (end - start).astype("timedelta64[D]").astype(np.int64) // 7
+
+    def over(start: np.ndarray, end: np.ndarray, norm_weeks: int) -> pd.array:
+        days = (end - start).astype("timedelta64[D]")
+        known = ~np.isnat(start) & ~np.isnat(end)
+        return pd.array(np.where(known, days > np.timedelta64(7 * norm_weeks, "D"), False), dtype="boolean")
+
+    norm_10 = over(intake, until, settings.start_norm_weeks)
+    norm_10[np.isnat(intake) & waiting] = False
+    norm_10[np.isnat(intake) & ~waiting] = pd.NA
+    norm_4 = over(aanmeld, intake_until, settings.intake_norm_weeks)
+    norm_4[np.isnat(intake_until)] = pd.NA
+    out = pd.DataFrame({
+        "wachtlijst_status": np.where(waiting, "wacht", "in zorg"),
+        "wachttijd_weken": pd.array(weeks(aanmeld, until), dtype="Int64"),
+        "boven_norm_4": norm_4,
+        "boven_norm_10": norm_10,
+        "boven_norm_14": over(aanmeld, until, settings.total_norm_weeks),
+        "productcategorie": chosen["productcategorie"].to_numpy(),
+    }, index=pd.Index(chosen["pupil_key"], name="pupil_key"))
+    out = out.reindex(keys)
+    out["wachtlijst_status"] = out["wachtlijst_status"].fillna("geen").astype("str")
+    out["productcategorie"] = out["productcategorie"].astype("str")
+    return out
+
+
+def _latest(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Each pupil's most recent row by ``order`` (missing values count as oldest)."""
+    return frame.sort_values(order, na_position="first", kind="stable").drop_duplicates("pupil_key", keep="last")
+
+
+def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Series) -> pd.Series:
+    """PO→VO overdracht per pupil: ingeschreven VO, aangemeld VO, niet aangemeld; empty without a transfer."""
+    latest = _latest(_keyed(po_transfers, keys), ["schooljaar", "aanmelddatum"]).set_index("pupil_key")
+    transferred = keys.isin(latest.index)
+    applied = (latest["vo_brin6"].notna() | latest["aanmelddatum"].notna()).reindex(keys, fill_value=False)
+    status = np.select(
+        [transferred & enrolled.to_numpy(dtype=bool), transferred & applied.to_numpy(dtype=bool), transferred],
+        ["ingeschreven VO", "aangemeld VO", "niet aangemeld"], default=None)
+    return pd.Series(status, index=keys, dtype="str")
+
+
+def mbo_status(mbo_outflow: pd.DataFrame, keys: pd.Index) -> pd.Series:
+    """VVA status of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
+    latest = _latest(_keyed(mbo_outflow, keys), ["status_datum", "aanmelddatum"]).set_index("pupil_key")
+    status = latest["vva_status"].astype("str").fillna("geen_aanmelding")
+    return status.reindex(keys).astype("str")
+
+
+def open_alerts(thuiszitter_alerts: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
+    """The night's open alerts (every status except ``resolved``) of these pupils."""
+    alerts = thuiszitter_alerts.loc[thuiszitter_alerts["pupil_key"].isin(keys).to_numpy()]
+    return alerts.loc[(alerts["status"] != RESOLVED).fillna(True).to_numpy(), ["pupil_key", "reason"]]
+
+
+def open_reasons(alerts: pd.DataFrame, keys: pd.Index) -> pd.Series:
+    """Open alert reason codes per pupil, in the order of docs/alerts.md, joined by commas."""
+    order = {reason: i for i, reason in enumerate(REASONS)}
+    ranked = alerts.drop_duplicates().assign(rank=alerts["reason"].map(order).fillna(len(order)))
+    joined = ranked.sort_values(["pupil_key", "rank", "reason"]).groupby("pupil_key")["reason"].agg(",".join)
+    return joined.reindex(keys).astype("str")
+
+
+def age_band(geboortedatum: pd.Series, evaluation_date: dt.date, bands: Sequence[int]) -> pd.Series:
+    """Age band on ``E`` (``age_band_labels``); ``onbekend`` without a birth date."""
+    labels = age_band_labels(bands)[:-1]
+    age = age_on(geboortedatum, evaluation_date)
+    position = np.searchsorted(np.asarray(bands), age.fillna(-1).to_numpy(dtype=np.int64), side="right")
+    return pd.Series(np.asarray(labels)[position], index=geboortedatum.index, dtype="str").where(
+        age.notna().to_numpy(), UNKNOWN)
+
+
+def age_band_labels(bands: Sequence[int]) -> list[str]:
+    """``jonger dan 12``, ``12-13``, ``14-15``, ``16-17``, ``18 en ouder``, ``onbekend`` for (12, 14, 16, 18)."""
+    inner = [f"{low}-{high - 1}" if high - low > 1 else str(low) for low, high in zip(bands, bands[1:])]
+    return [f"jonger dan {bands[0]}", *inner, f"{bands[-1]} en ouder", UNKNOWN]
+
+
+def resident_facts(inputs: ExportInputs, gemeente: str, evaluation_date: dt.date, calendar: Calendar,
+                   settings: ExportSettings) -> pd.DataFrame:
+    """One row per resident of ``gemeente`` with everything the export shows, still keyed by ``pupil_key``.
+
+    Internal: it holds the birth date's age band and the pupil key, so it never leaves the pipeline
+    as it is; ``monitoring_table`` and ``aggregate_tables`` make the published tables from it.
+    """
+    people = residents(inputs.pupils, gemeente).drop_duplicates("pupil_key")
+    keys = pd.Index(people["pupil_key"].astype("str"), name="pupil_key")
+    people = people.set_index(keys)
+    enrolled = people["vo_brin6"].notna()
+    mbo = mbo_status(inputs.mbo_outflow, keys)
+    transfer = transfer_status(inputs.po_transfers, keys, enrolled)
+    onderwijsstatus = np.select(
+        [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
+         (transfer == "aangemeld VO").fillna(False).to_numpy()],
+        list(ONDERWIJSSTATUS[:4]), default=ONDERWIJSSTATUS[4])
+    facts = pd.DataFrame({
+        "woongemeente_code": people["woongemeente_code"].astype("str"),
+        "geboortejaar": as_dates(people["geboortedatum"]).dt.year.astype("Int64"),
+        "pc4": people["postcode"].astype("str").str.replace(" ", "", regex=False).str[:4],
+        "onderwijsstatus": pd.Series(onderwijsstatus, index=keys, dtype="str"),
+        "vo_brin6": people["vo_brin6"].astype("str"),
+        "uren_ongeoorloofd_4w": absence_hours(inputs.vo_absence, keys, evaluation_date, calendar),
+    }, index=keys)
+    facts = facts.join(waitlist_status(inputs.youth_care_waitlist, keys, evaluation_date, settings))
+    facts["overdracht_status"] = transfer
+    facts["mbo_status"] = mbo
+    facts["open_signalen"] = open_reasons(open_alerts(inputs.thuiszitter_alerts, keys), keys)
+    facts["leeftijdsklasse"] = age_band(people["geboortedatum"], evaluation_date, settings.age_bands)
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitoring table
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    type: str
+    betekenis: str
+    bron: str
+
+
+MONITORING_COLUMNS: dict[str, ColumnDoc] = {
+    "pseudonym": ColumnDoc("tekst (64 hex)", "HMAC-SHA256 van de leerling met de sleutel van deze gemeente; elke "
+                           "nacht gelijk, per gemeente anders, niet terug te rekenen naar het BSN", "pupils"),
+    "woongemeente_code": ColumnDoc("tekst", "CBS-code van de woongemeente; altijd deze gemeente", "pupils"),
+    "geboortejaar": ColumnDoc("geheel getal", "geboortejaar (geen geboortedatum)", "pupils"),
+    "pc4": ColumnDoc("tekst", "de vier cijfers van de postcode (geen volledige postcode)", "pupils"),
+    "onderwijsstatus": ColumnDoc("tekst", "; ".join(ONDERWIJSSTATUS) + " (op de peildatum)",
+                                 "vo_enrolment, mbo_outflow, po_transfers"),
+    "vo_brin6": ColumnDoc("tekst", "VO-vestiging waar de leerling op de peildatum staat ingeschreven", "vo_enrolment"),
+    "uren_ongeoorloofd_4w": ColumnDoc("decimaal getal", "lesuren ongeoorloofd verzuim in de laatste 4 volledige "
+                                      "schoolweken voor de peildatum (vakanties tellen niet)", "vo_absence"),
+    "wachtlijst_status": ColumnDoc("tekst", "jeugdhulp: wacht, in zorg of geen", "youth_care_waitlist"),
+    "wachttijd_weken": ColumnDoc("geheel getal", "weken van aanmelding tot start zorg, of tot de peildatum "
+                                 "zolang de leerling wacht", "youth_care_waitlist"),
+    "boven_norm_4": ColumnDoc("ja/nee", "intake later dan 4 weken na aanmelding", "youth_care_waitlist"),
+    "boven_norm_10": ColumnDoc("ja/nee", "start zorg later dan 10 weken na intake", "youth_care_waitlist"),
+    "boven_norm_14": ColumnDoc("ja/nee", "start zorg later dan 14 weken na aanmelding", "youth_care_waitlist"),
+    "productcategorie": ColumnDoc("tekst", "productcategorie jeugdhulp (iJw JZ020), grondslag Jeugdwet",
+                                  "youth_care_waitlist"),
+    "overdracht_status": ColumnDoc("tekst", "PO-VO overdracht: ingeschreven VO, aangemeld VO of niet aangemeld; "
+                                   "leeg zonder overdracht", "po_transfers"),
+    "mbo_status": ColumnDoc("tekst", "VVA-status van de mbo-aanmelding, geen_aanmelding zonder aanmelding; leeg "
+                            "voor wie het VO niet verliet", "mbo_outflow"),
+    "open_signalen": ColumnDoc("tekst", "redencodes van de open thuiszitter- en uitstroomsignalen, met komma's "
+                               "(docs/alerts.md)", "thuiszitter_alerts"),
+}
+
+
+def monitoring_table(facts: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """The published monitoring rows: pseudonym instead of the pupil key, ordered by pseudonym."""
+    table = facts.assign(pseudonym=pseudonymise(facts.index.to_series(), key).to_numpy())
+    table = table.loc[:, list(MONITORING_COLUMNS)].sort_values("pseudonym", kind="stable")
+    return neutralise(table.reset_index(drop=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small-cell suppression (domain.md §7, §9 item 14)
+
+
+def count_table(frame: pd.DataFrame, rows: str, columns: str, row_order: Sequence[str],
+                column_order: Sequence[str]) -> pd.DataFrame:
+    """Counts of ``frame`` by two categorical columns; every listed category is present (zeros
+    included) and categories not listed follow in sorted order, so the totals count every row."""
+    counts = frame.groupby([rows, columns], sort=False).size()
+    table = counts.unstack(columns, fill_value=0) if len(counts) else pd.DataFrame()
+    extra_rows = sorted(r for r in table.index if r not in row_order)
+    extra_columns = sorted(c for c in table.columns if c not in column_order)
+    table = table.reindex(index=[*row_order, *extra_rows], columns=[*column_order, *extra_columns], fill_value=0)
+    return table.rename_axis(index=rows, columns=None).astype("int64")
+
+
+def with_totals(counts: pd.DataFrame) -> pd.DataFrame:
+    """The table with a ``totaal`` column and a ``totaal`` row."""
+    table = counts.assign(**{TOTAL: counts.sum(axis=1)})
+    return pd.concat([table, table.sum().to_frame(TOTAL).T.rename_axis(counts.index.name)]).astype("int64")
+
+
+def suppress_small_cells(table: pd.DataFrame, max_small: int = 5) -> pd.DataFrame:
+    """Primary suppression: every published number from 1 to ``max_small``, totals included.
+
+    domain.md §7: CBS/NCO publish nothing about groups of 5 or fewer; DUO writes ``"<5"``. A zero is
+    shown: it describes nobody.
+    """
+    return (table >= 1) & (table <= max_small)
+
+
+def _others_sum(matrix: np.ndarray) -> np.ndarray:
+    """Per element: the sum of the other elements of its row (infinite where another one is)."""
+    infinite = np.isinf(matrix)
+    finite = np.where(infinite, 0.0, matrix)
+    others_finite = finite.sum(axis=1, keepdims=True) - finite
+    others_infinite = infinite.sum(axis=1, keepdims=True) - infinite > 0
+    return np.where(others_infinite, np.inf, others_finite)
+
+
+def _tighten_rows(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of ``cells of a row add up to its last element`` over every row at once."""
+    cells_low, cells_high = low[:, :-1], high[:, :-1]
+    total_low, total_high = low[:, -1:], high[:, -1:]
+    new_low = np.hstack([total_low - _others_sum(cells_high), cells_low.sum(axis=1, keepdims=True)])
+    new_high = np.hstack([total_high - _others_sum(cells_low), cells_high.sum(axis=1, keepdims=True)])
+    return np.maximum(low, new_low), np.minimum(high, new_high)
+
+
+def reader_bounds(values: np.ndarray, status: np.ndarray, max_small: int,
+                  max_passes: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
+    """The narrowest range a reader can give every number of a published table with totals.
+
+    The reader knows every shown number, that ``"<5"`` is 1..max_small, that ``"x"`` is more than
+    max_small (it would have been ``"<5"`` otherwise), and that in every row and every column the
+    cells add up to the total. Ranges are narrowed row by row and column by column until nothing
+    changes (interval reasoning over the whole table, stronger than looking at one line).
+    """
+    shown = status == 0
+    low = np.where(shown, values, np.where(status == 1, 1.0, max_small + 1.0)).astype(float)
+    high = np.where(shown, values, np.where(status == 1, float(max_small), np.inf)).astype(float)
+    for _ in range(max_passes):
+        new_low, new_high = _tighten_rows(low, high)
+        new_low, new_high = (m.T for m in _tighten_rows(new_low.T, new_high.T))
+        if np.array_equal(new_low, low) and np.array_equal(new_high, high):
+            break
+        low, high = new_low, new_high
+    return low, high
+
+
+def secondary_suppression(table: pd.DataFrame, primary: pd.DataFrame, max_small: int = 5) -> pd.DataFrame:
+    """Secondary suppression: hide more numbers until no hidden number can be worked out.
+
+    domain.md §7 and §9 item 14. ``table`` has totals (``with_totals``). While ``reader_bounds``
+    pins some hidden number to one value (a hidden cell alone in its row, ``"<5" + "<5" = 2``, or a
+    chain of such steps through rows and columns), one more number is hidden: a shown non-zero
+    number in as many of the pinned numbers' rows and columns as possible (so a 2x2 pattern closes
+    in one step), the smallest such, a cell before a total; repeat until stable. Returns the
+    numbers hidden by this rule (not the primary ones).
+    """
+    values = table.to_numpy(dtype=np.int64)
+    status = np.where(primary.to_numpy(dtype=bool), 1, 0)  # 0 shown, 1 "<5", 2 "x"
+    n_rows, n_cols = values.shape
+    rows, cols = np.indices(values.shape)
+    is_total = (rows == n_rows - 1) | (cols == n_cols - 1)
+    while True:
+        low, high = reader_bounds(values, status, max_small)
+        pinned = (status > 0) & (low == high)
+        candidates = (status == 0) & (values > 0)
+        if not pinned.any() or not candidates.any():
+            break
+        lines = pinned.any(axis=1)[rows].astype(int) + pinned.any(axis=0)[cols].astype(int)
+        order = np.lexsort((is_total[candidates], values[candidates], -lines[candidates]))
+        status[tuple(np.argwhere(candidates)[order[0]])] = 2
+    return pd.DataFrame(status == 2, index=table.index, columns=table.columns)
+
+
+def withhold_unprotectable_table(table: pd.DataFrame, primary: pd.DataFrame, secondary: pd.DataFrame,
+                                 max_small: int = 5) -> bool:
+    """Withhold every number of a table that secondary suppression could not protect.
+
+    domain.md §7. Happens only in tiny tables with nothing left to hide: five rows of 1 with a
+    total of 5 shown as ``"<5"`` everywhere still tells the reader every cell is 1. Then no number
+    of the table is published (``"."``), not even the zeros.
+    """
+    status = np.where(primary.to_numpy(dtype=bool), 1, np.where(secondary.to_numpy(dtype=bool), 2, 0))
+    low, high = reader_bounds(table.to_numpy(dtype=np.int64), status, max_small)
+    return bool(((status > 0) & (low == high)).any())
+
+
+def published(table: pd.DataFrame, primary: pd.DataFrame, secondary: pd.DataFrame,
+              withheld: bool = False) -> pd.DataFrame:
+    """Numbers as they are shown: ints, ``"<5"``, ``"x"``, or ``"."`` everywhere (dimension column first)."""
+    cells = table.to_numpy(dtype=object)
+    if withheld:
+        cells[:] = WITHHELD_CELL
+    else:
+        cells[primary.to_numpy(dtype=bool)] = SMALL_CELL
+        cells[secondary.to_numpy(dtype=bool)] = SECONDARY_CELL
+    return pd.DataFrame(cells, index=table.index, columns=table.columns).reset_index()
+
+
+def suppressed_table(counts: pd.DataFrame, max_small: int = 5) -> pd.DataFrame:
+    """``counts`` with totals and every suppression rule applied: ready to publish."""
+    table = with_totals(counts)
+    primary = suppress_small_cells(table, max_small)
+    secondary = secondary_suppression(table, primary, max_small)
+    withheld = withhold_unprotectable_table(table, primary, secondary, max_small)
+    return published(table, primary, secondary, withheld)
+
+
+def _column_name(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or UNKNOWN
+
+
+AGGREGATES = {
+    "aggregaat_per_school": "inwoners per VO-vestiging en jeugdhulpstatus",
+    "aggregaat_per_signaal": "open signalen per redencode en leeftijdsklasse",
+    "aggregaat_per_productcategorie": "jeugdhulp per productcategorie: wachtend binnen en boven de norm van "
+                                      "14 weken, en in zorg",
+    "aggregaat_per_leeftijd": "inwoners per leeftijdsklasse en onderwijsstatus",
+}
+
+
+def aggregate_counts(facts: pd.DataFrame, alerts: pd.DataFrame, settings: ExportSettings) -> dict[str, pd.DataFrame]:
+    """The four cross-tables of counts, before suppression (AGGREGATES says what each counts)."""
+    bands = age_band_labels(settings.age_bands)
+    enrolled = facts.loc[facts["vo_brin6"].notna()]
+    care = facts.loc[facts["wachtlijst_status"] != "geen"]
+    late = care["boven_norm_14"].fillna(False).to_numpy(dtype=bool)
+    care = care.assign(
+        productcategorie=care["productcategorie"].fillna(UNKNOWN),
+        zorg=np.where(care["wachtlijst_status"] == "in zorg", "in zorg",
+                      np.where(late, "wacht boven norm", "wacht binnen norm")))
+    signals = alerts.drop_duplicates().assign(leeftijdsklasse=alerts["pupil_key"].map(facts["leeftijdsklasse"]))
+    tables = {
+        "aggregaat_per_school": count_table(enrolled, "vo_brin6", "wachtlijst_status", [], WACHTLIJST_STATUS),
+        "aggregaat_per_signaal": count_table(signals.rename(columns={"reason": "reden"}), "reden",
+                                             "leeftijdsklasse", list(REASONS), bands),
+        "aggregaat_per_productcategorie": count_table(care, "productcategorie", "zorg", [],
+                                                      ["wacht binnen norm", "wacht boven norm", "in zorg"]),
+        "aggregaat_per_leeftijd": count_table(facts, "leeftijdsklasse", "onderwijsstatus", bands, ONDERWIJSSTATUS),
+    }
+    return {name: t.rename(columns=_column_name) for name, t in tables.items()}
+
+
+def aggregate_tables(facts: pd.DataFrame, alerts: pd.DataFrame, settings: ExportSettings) -> dict[str, pd.DataFrame]:
+    """The published aggregates: counts with totals, suppressed (``suppressed_table``)."""
+    return {name: neutralise(suppressed_table(counts, settings.max_small_count))
+            for name, counts in aggregate_counts(facts, alerts, settings).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Data dictionary, files and manifest
+
+
+def data_dictionary(aggregates: Mapping[str, pd.DataFrame], max_small: int) -> pd.DataFrame:
+    """Every column of every published table: name, type, meaning, source dataset."""
+    rows = [("monitoring", name, doc.type, doc.betekenis, doc.bron) for name, doc in MONITORING_COLUMNS.items()]
+    count_type = (f"geheel getal, of \"{SMALL_CELL}\" (1 t/m {max_small}), \"{SECONDARY_CELL}\" (verborgen, meer dan "
+                  f"{max_small}) of \"{WITHHELD_CELL}\" (tabel niet gepubliceerd)")
+    for name, table in aggregates.items():
+        dimension, *counts = table.columns
+        rows.append((name, dimension, "tekst", f"categorie; de laatste rij '{TOTAL}' telt alle rijen op",
+                     "monitoring"))
+        for column in counts:
+            meaning = f"aantal in de categorie '{column}'" if column != TOTAL else "som van de rij"
+            rows.append((name, column, count_type, f"{AGGREGATES[name]}: {meaning}", "monitoring"))
+    return pd.DataFrame(rows, columns=["bestand", "kolom", "type", "betekenis", "bron"]).astype("str")
+
+
+def aggregate_files(stem: str, table: pd.DataFrame) -> dict[str, tuple[bytes, int]]:
+    """CSV and XLSX with numbers as numbers and the markers as text; Parquet with every count as
+    text (a Parquet column has one type, and ``"<5"`` is not a number)."""
+    files = table_files(stem, table, sheet=stem.removeprefix("aggregaat_"))
+    files[f"{stem}.parquet"] = (parquet_bytes(table.astype("str")), len(table))
+    return files
+
+
+@dataclass(frozen=True)
+class MunicipalExport:
+    """One municipality's published tables for one night; ``files`` renders them on first use."""
+
+    gemeente: str
+    evaluation_date: dt.date
+    monitoring: pd.DataFrame
+    aggregates: dict[str, pd.DataFrame]
+    dictionary: pd.DataFrame
+    manifest: dict  # the manifest fields besides the file list (write_folder adds files, rows, sha256)
+
+    @cached_property
+    def files(self) -> dict[str, tuple[bytes, int]]:
+        """File name -> (bytes, rows): every table as CSV, XLSX and Parquet."""
+        files = table_files("monitoring", self.monitoring, sheet="monitoring", parquet=True)
+        for name, table in self.aggregates.items():
+            files |= aggregate_files(name, table)
+        return files | table_files("datadictionary", self.dictionary, sheet="datadictionary", parquet=True)
+
+    def dataset(self, file: str) -> str:
+        """monitoring, aggregaten, datadictionary or manifest: what the file is, for its legal basis."""
+        stem = file.rsplit(".", 1)[0]
+        if stem in self.aggregates:
+            return "aggregaten"
+        return stem if stem in ("monitoring", "datadictionary") else "manifest"
+
+    def grondslag(self, file: str) -> str:
+        return self.manifest["grondslag"][self.dataset(file)]
+
+
+def municipal_export(inputs: ExportInputs, *, gemeente: str, evaluation_date: dt.date, calendar: Calendar,
+                     key: bytes, swv_code: str, stale_sources: Sequence[str] = (),
+                     settings: ExportSettings | None = None) -> MunicipalExport:
+    """Everything one municipality receives for one night (domain.md §9 item 14).
+
+    ``stale_sources`` lists the source ids whose latest delivery was older than its cadence: the
+    manifest names them, so the municipality knows which figures rest on old data.
+    """
+    settings = settings or ExportSettings()
+    facts = resident_facts(inputs, gemeente, evaluation_date, calendar, settings)
+    monitoring = monitoring_table(facts, key)
+    aggregates = aggregate_tables(facts, open_alerts(inputs.thuiszitter_alerts, facts.index), settings)
+    dictionary = data_dictionary(aggregates, settings.max_small_count)
+    tables = {"monitoring": "monitoring", **dict.fromkeys(aggregates, "aggregaten"), "datadictionary": "datadictionary"}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "swv": swv_code,
+        "gemeente": gemeente,
+        "periode": evaluation_date.isoformat(),
+        "grondslag": dict(settings.grondslag),
+        "tabellen": tables,
+        "formaten": ["csv (UTF-8 met BOM, ';')", "xlsx", "parquet"],
+        "verouderde_bronnen": sorted(set(stale_sources)),
+        "onderdrukking": {
+            "kleine_aantallen": f"1 t/m {settings.max_small_count} als \"{SMALL_CELL}\"",
+            "secundair": f"\"{SECONDARY_CELL}\": meer dan {settings.max_small_count}, verborgen zodat geen "
+                         f"\"{SMALL_CELL}\" uit de totalen te herleiden is",
+            "tabel": f"\"{WITHHELD_CELL}\" overal: tabel te klein om veilig te tonen",
+            "nul": "0 wordt getoond",
+        },
+        "pseudoniem": {"methode": "HMAC-SHA256 van de leerlingsleutel", "sleutel_id": key_id(key)},
+    }
+    return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest)
+
+
+def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[str]:
+    """Published columns that contain a BSN, onderwijsnummer, name, full postcode or birth date of a pupil.
+
+    A last line of defence before anything is written: it must always be empty.
+    """
+    names = [pupils[c].dropna().astype("str") for c in ("voornaam", "achternaam") if c in pupils.columns]
+    secrets = pd.concat([
+        pupils["bsn"].dropna().astype("str"), pupils["onderwijsnummer"].dropna().astype("str"), *names,
+        pupils["postcode"].dropna().astype("str").str.replace(" ", "", regex=False),
+        as_dates(pupils["geboortedatum"].dropna()).dt.strftime("%Y-%m-%d"),
+        as_dates(pupils["geboortedatum"].dropna()).dt.strftime("%d-%m-%Y"),
+    ]).unique()
+    leaks = []
+    for name, table in {"monitoring": export.monitoring, **export.aggregates}.items():
+        for column in table.columns:
+            if pd.api.types.is_datetime64_any_dtype(table[column]):
+                leaks.append(f"{name}.{column} (datum)")
+            elif table[column].astype("str").isin(secrets).any():
+                leaks.append(f"{name}.{column}")
+    return leaks
+

@@ -1,0 +1,440 @@
+"""Delivering exports: verifiable manifests, atomic folders, checked uploads, the export log, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from assets.export_assets import build_export_assets, deliver, write_export
+from assets.retention import (
+    RetentionPeriods,
+    purge,
+    purge_alert_history,
+    purge_exports,
+    purge_raw_snapshots,
+    years_before,
+)
+from connectors.export_log import ExportedFile, ExportLog, UploadedFile
+from connectors.lake import RawSnapshots
+from connectors.outbox import Outbox
+from connectors.region_config import RegionConfig
+from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
+from tests.conftest import DEMO_REGION, PROJECT
+from tests.test_exports import E, REGION_POOL, Pupil, build_inputs, export_for
+
+TOKEN_ENV = "SWV_TEST_UPLOAD_TOKEN"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def export():
+    pupils = [Pupil(home="GM0118", wait="wacht", reasons=("V16",), po=True), Pupil(home="GM0118", by_bsn=False),
+              Pupil(home="GM0119")]
+    return export_for(build_inputs(pupils, REGION_POOL[:2]), "GM0118")
+
+
+# -- manifest and atomic folders -------------------------------------------------------------------
+
+
+def test_the_manifest_lists_every_file_with_its_true_sha256_and_rows(tmp_path, export):
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    manifest = json.loads((written.folder / "manifest.json").read_text(encoding="utf-8"))
+    assert written.folder == tmp_path / "gemeenten" / "GM0118" / "2026-10-05"
+    assert set(manifest["files"]) == {p.name for p in written.folder.iterdir() if p.name != "manifest.json"}
+    for name, entry in manifest["files"].items():
+        assert sha256((written.folder / name).read_bytes()) == entry["sha256"], name
+    assert manifest["files"]["monitoring.csv"]["rows"] == 2
+    assert (manifest["periode"], manifest["schema_version"], manifest["gemeente"]) == ("2026-10-05", "1.0", "GM0118")
+    assert set(manifest["grondslag"]) >= {"monitoring", "aggregaten"}
+
+
+def test_an_unchanged_export_is_not_rewritten(tmp_path, export):
+    outbox = Outbox(root=str(tmp_path))
+    first = write_export(export, outbox)
+    stamp = (first.folder / "manifest.json").stat().st_mtime_ns
+    assert write_export(export, outbox).changed is False
+    assert (first.folder / "manifest.json").stat().st_mtime_ns == stamp
+
+
+KILLED_WRITER = r"""
+import pickle, sys, time
+import connectors.outbox as outbox
+from assets.export_assets import write_export
+
+export = pickle.loads(open(sys.argv[1], "rb").read())
+finish = outbox.atomic_write_bytes
+count = 0
+
+def write_then_hang_on_the_third_file(target, data):
+    global count
+    count += 1
+    if count == 3:
+        with outbox.atomic_path(target) as tmp:
+            tmp.write_bytes(data[: len(data) // 2])
+            print("half written", flush=True)
+            time.sleep(120)  # killed here
+    finish(target, data)
+
+outbox.atomic_write_bytes = write_then_hang_on_the_third_file
+write_export(export, outbox.Outbox(root=sys.argv[2]))
+"""
+
+
+def test_a_killed_export_leaves_no_partial_file_and_the_next_run_completes_it(tmp_path, export):
+    export.files  # render once, so the subprocess writes exactly these bytes
+    pickled = tmp_path / "export.pickle"
+    pickled.write_bytes(pickle.dumps(export))
+    root = tmp_path / "outbox"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(pickled), str(root)], cwd=PROJECT,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    try:
+        assert writer.stdout.readline().strip() == "half written"
+    finally:
+        writer.kill()
+        writer.wait()
+    folder = root / "gemeenten" / "GM0118" / "2026-10-05"
+    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert len(visible) == 2 and "manifest.json" not in visible
+    for name in visible:
+        assert (folder / name).read_bytes() == export.files[name][0], f"{name} is incomplete"
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")], "the half-written file is a hidden temporary"
+
+    write_export(export, Outbox(root=str(root)))
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*export.files, "manifest.json"])
+    for name, entry in manifest["files"].items():
+        assert sha256((folder / name).read_bytes()) == entry["sha256"]
+
+
+# -- a real receiver on 127.0.0.1 -------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """What the test receiver got and how it should misbehave."""
+
+    token: str = "upload-secret"
+    received: dict[str, bytes] = field(default_factory=dict)
+    fail_first: int = 0  # answer 503 to this many requests first
+    wrong_checksum_on: set[int] = field(default_factory=set)  # request numbers answered with a wrong sha256
+    requests: int = 0
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    def do_PUT(self) -> None:
+        receiver: Receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        receiver.requests += 1
+        if self.headers.get("Authorization") != f"Bearer {receiver.token}":
+            return self._answer(401, {"error": "unauthorised"})
+        if receiver.fail_first > 0:
+            receiver.fail_first -= 1
+            return self._answer(503, {"error": "busy"})
+        receiver.received[self.path] = body
+        digest = sha256(body + b"corrupted" if receiver.requests in receiver.wrong_checksum_on else body)
+        self._answer(201, {"sha256": digest})
+
+    def _answer(self, status: int, document: dict) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """A receiver on 127.0.0.1 that answers with the sha256 of what it received."""
+    state = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ReceiverHandler)
+    server.receiver = state
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv(TOKEN_ENV, state.token)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/gemeente"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def target(receiver: Receiver, **options) -> UploadTarget:
+    return UploadTarget(url=receiver.url, token_env=TOKEN_ENV, backoff_factor=0, **options)
+
+
+def test_upload_sends_every_file_and_the_receiver_confirms_its_checksum(tmp_path, export, receiver):
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    names = [*written.files, "manifest.json"]
+    with ExportUploader(target(receiver)) as uploader:
+        receipts = [uploader.upload_file(written.folder / name, "2026-10-05") for name in names]
+    assert [r.file for r in receipts] == names
+    for receipt in receipts:
+        sent = (written.folder / receipt.file).read_bytes()
+        assert receiver.received[f"/gemeente/2026-10-05/{receipt.file}"] == sent
+        assert receipt.receiver_sha256 == receipt.sha256 == sha256(sent)
+
+
+def test_a_checksum_mismatch_fails_the_upload(tmp_path, export, receiver):
+    receiver.wrong_checksum_on = {1}
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    with ExportUploader(target(receiver)) as uploader, pytest.raises(UploadError, match="checksum mismatch"):
+        uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
+
+
+def test_a_busy_receiver_is_retried(tmp_path, export, receiver):
+    receiver.fail_first = 2
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    with ExportUploader(target(receiver, max_retries=3)) as uploader:
+        receipt = uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
+    assert receiver.requests == 3 and receipt.receiver_sha256 == receipt.sha256
+
+
+def test_a_receiver_that_stays_down_fails_after_the_retries(tmp_path, export, receiver):
+    receiver.fail_first = 10
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    with ExportUploader(target(receiver, max_retries=2)) as uploader, pytest.raises(UploadError, match="503"):
+        uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
+    assert receiver.requests == 3
+
+
+def test_a_wrong_token_is_reported_with_its_variable(tmp_path, export, receiver, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    with ExportUploader(target(receiver)) as uploader, pytest.raises(UploadError, match=TOKEN_ENV):
+        uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
+
+
+def test_a_missing_token_names_its_variable(receiver, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV)
+    with pytest.raises(UploadError, match=TOKEN_ENV):
+        ExportUploader(target(receiver))
+
+
+def test_plain_http_is_refused_except_on_this_machine():
+    assert upload_targets({"GM0118": {"url": "http://127.0.0.1:9/x"}})["GM0118"].url == "http://127.0.0.1:9/x"
+    with pytest.raises(ValueError, match="https"):
+        UploadTarget(url="http://gemeente.example.nl/upload")
+
+
+# -- the export log (SQLite) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def log(tmp_path) -> ExportLog:
+    log = ExportLog(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    log.create()
+    return log
+
+
+GENERATED = dt.datetime(2026, 10, 5, 2, 0, tzinfo=dt.UTC)
+
+
+def test_every_exported_file_is_logged_once_with_its_legal_basis(log):
+    files = [ExportedFile("monitoring.csv", 12, "a" * 64, "Wet passend onderwijs"),
+             ExportedFile("aggregaat_per_school.csv", 3, "b" * 64, "geanonimiseerd")]
+    assert log.record_export("GM0118", "gemeenten/GM0118/2026-10-05", files, GENERATED) == 2
+    assert log.record_export("GM0118", "gemeenten/GM0118/2026-10-05", files, GENERATED) == 0
+    rows = log.rows("GM0118")
+    assert list(rows["file"]) == ["monitoring.csv", "aggregaat_per_school.csv"]
+    assert list(rows["grondslag"]) == ["Wet passend onderwijs", "geanonimiseerd"]
+    assert rows["uploaded_at"].isna().all()
+
+
+def test_a_changed_file_is_logged_as_a_new_version(log):
+    folder = "gemeenten/GM0118/2026-10-05"
+    log.record_export("GM0118", folder, [ExportedFile("monitoring.csv", 12, "a" * 64, "g")], GENERATED)
+    log.record_export("GM0118", folder, [ExportedFile("monitoring.csv", 13, "c" * 64, "g")], GENERATED)
+    assert list(log.rows()["rows"]) == [12, 13]
+
+
+def test_an_upload_confirmation_is_recorded_and_the_file_is_no_longer_pending(log):
+    folder = "gemeenten/GM0118/2026-10-05"
+    log.record_export("GM0118", folder, [ExportedFile("monitoring.csv", 12, "a" * 64, "g"),
+                                         ExportedFile("manifest.json", 1, "d" * 64, "g")], GENERATED)
+    log.record_upload("GM0118", folder, [UploadedFile("monitoring.csv", "a" * 64, "a" * 64, GENERATED)])
+    row = log.rows().set_index("file").loc["monitoring.csv"]
+    assert row["receiver_sha256"] == "a" * 64 and row["uploaded_at"] is not None
+    assert log.not_uploaded("GM0118", folder, {"monitoring.csv": "a" * 64, "manifest.json": "d" * 64}) == [
+        "manifest.json"]
+
+
+def test_after_a_failed_upload_the_next_run_sends_only_what_was_not_confirmed(tmp_path, export, receiver, log):
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    folder = "gemeenten/GM0118/2026-10-05"
+    receiver.wrong_checksum_on = {5}
+    with pytest.raises(UploadError, match="checksum mismatch"):
+        deliver(export, written, log, folder, target(receiver))
+    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 15}
+    assert receiver.requests == 5 + 15
+
+
+def test_deliver_logs_uploads_and_does_not_send_a_confirmed_file_twice(tmp_path, export, receiver, log):
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    folder = "gemeenten/GM0118/2026-10-05"
+    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 19, "uploaded": 19}
+    rows = log.rows("GM0118")
+    assert (rows["receiver_sha256"] == rows["sha256"]).all()
+    assert rows.set_index("file").loc["monitoring.csv", "grondslag"].startswith("Wet passend onderwijs")
+    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 0}
+    assert receiver.requests == 19
+
+
+# -- the Dagster asset, end to end ----------------------------------------------------------------
+
+
+@dataclass
+class Warehouse:
+    engine: sa.Engine
+
+
+def _stubs(inputs) -> list[dg.AssetsDefinition]:
+    def stub(name, frame):
+        @dg.asset(name=name)
+        def _stub() -> object:
+            return frame
+        return _stub
+
+    return [stub(name, frame) for name, frame in vars(inputs).items()]
+
+
+def _materialize(tmp_path, inputs, upload=None, partition="GM0118"):
+    gemeenten = dg.StaticPartitionsDefinition(["GM0118", "GM0119"])
+    exports, retention = build_export_assets(gemeenten, upload=upload, stale_sources=lambda context: ["vo_verzuim"])
+    warehouse = Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}"))
+    result = dg.materialize(
+        [*_stubs(inputs), exports], partition_key=partition, raise_on_error=False,
+        resources={"region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
+                   "outbox": Outbox(root=str(tmp_path / "outbox")), "warehouse": warehouse},
+    )
+    return result, warehouse
+
+
+def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
+    inputs = build_inputs([Pupil(home="GM0118", wait="wacht"), Pupil(home="GM0119")], REGION_POOL[:2])
+    upload = {"GM0118": {"url": receiver.url, "token_env": TOKEN_ENV, "backoff_factor": 0}}
+    result, warehouse = _materialize(tmp_path, inputs, upload)
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("municipal_exports")
+    metadata = materialization.metadata
+    assert metadata["dagster/row_count"].value == 1
+    assert metadata["verouderde_bronnen"].value == ["vo_verzuim"]
+    folder = tmp_path / "outbox" / "gemeenten" / "GM0118" / "2026-10-05"
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["verouderde_bronnen"] == ["vo_verzuim"]
+    rows = ExportLog(warehouse.engine).rows("GM0118")
+    assert len(rows) == len(manifest["files"]) + 1 and (rows["receiver_sha256"] == rows["sha256"]).all()
+    assert receiver.received["/gemeente/2026-10-05/manifest.json"] == (folder / "manifest.json").read_bytes()
+
+
+def test_the_asset_fails_naming_the_missing_key_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("SWV_EXPORT_KEY_GM0119", raising=False)
+    inputs = build_inputs([Pupil(home="GM0119")], REGION_POOL[:2])
+    result, _ = _materialize(tmp_path, inputs, partition="GM0119")
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "SWV_EXPORT_KEY_GM0119" in failure.event_specific_data.error.message
+    assert not (tmp_path / "outbox" / "gemeenten" / "GM0119").exists()
+
+
+# -- retention ---------------------------------------------------------------------------------------
+
+
+def _aged(path: Path, stored: dt.date, content: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    moment = dt.datetime.combine(stored, dt.time(12), dt.UTC).timestamp()
+    os.utime(path, (moment, moment))
+    return path
+
+
+def test_raw_snapshots_older_than_their_period_are_removed_and_younger_ones_kept(tmp_path):
+    raw = tmp_path / "raw"
+    old_absence = _aged(raw / "vo_verzuim" / "aaa.parquet", dt.date(2021, 10, 4))
+    kept_absence = _aged(raw / "vo_verzuim" / "bbb.parquet", dt.date(2021, 10, 5))
+    old_transfer = _aged(raw / "po_overdracht" / "ccc.parquet", dt.date(2024, 10, 4))
+    kept_transfer = _aged(raw / "po_overdracht" / "ddd.parquet", dt.date(2024, 10, 6))
+    pointer = _aged(raw / "po_overdracht" / "last_good" / "po__a.csv.txt", dt.date(2026, 1, 1), b"ccc")
+    kept_pointer = _aged(raw / "po_overdracht" / "last_good" / "po__b.csv.txt", dt.date(2026, 1, 1), b"ddd")
+    cutoffs = {"vo_verzuim": years_before(E, 5), "po_overdracht": years_before(E, 2)}
+    removed = purge_raw_snapshots(raw, cutoffs, years_before(E, 2))
+    assert sorted(removed) == sorted([old_absence, old_transfer, pointer])
+    assert kept_absence.exists() and kept_transfer.exists() and kept_pointer.exists()
+
+
+def test_export_folders_older_than_a_year_are_removed(tmp_path):
+    root = tmp_path / "gemeenten"
+    for day in ("2025-10-04", "2025-10-05", "2026-10-05"):
+        (root / "GM0118" / day).mkdir(parents=True)
+        (root / "GM0118" / day / "monitoring.csv").write_text("x")
+    (root / "GM0118" / "notes").mkdir()
+    removed = purge_exports(root, E - dt.timedelta(days=365))
+    assert removed == [root / "GM0118" / "2025-10-04"]
+    assert sorted(p.name for p in (root / "GM0118").iterdir()) == ["2025-10-05", "2026-10-05", "notes"]
+
+
+def test_alerts_resolved_more_than_five_years_ago_are_removed_with_their_events(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    meta = sa.MetaData()
+    alerts = sa.Table("alerts", meta, sa.Column("alert_id", sa.String, primary_key=True),
+                      sa.Column("resolved_on", sa.Date))
+    events = sa.Table("alert_events", meta, sa.Column("night", sa.Date), sa.Column("alert_id", sa.String))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(alerts.insert(), [{"alert_id": "old", "resolved_on": dt.date(2021, 10, 4)},
+                                       {"alert_id": "recent", "resolved_on": dt.date(2021, 10, 5)},
+                                       {"alert_id": "active", "resolved_on": None}])
+        conn.execute(events.insert(), [{"night": dt.date(2020, 1, 6), "alert_id": "old"},
+                                       {"night": dt.date(2021, 10, 4), "alert_id": "old"},
+                                       {"night": dt.date(2021, 10, 5), "alert_id": "recent"},
+                                       {"night": dt.date(2019, 1, 7), "alert_id": "active"}])
+    assert purge_alert_history(engine, years_before(E, 5)) == {"alert_events": 2, "alerts": 1}
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(alerts.c.alert_id)).scalars()) == ["active", "recent"]
+        assert sorted(conn.execute(sa.select(events.c.alert_id)).scalars()) == ["active", "recent"]
+
+
+def test_alert_history_is_skipped_where_the_tables_do_not_exist(tmp_path):
+    assert purge_alert_history(sa.create_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}"), E) == {}
+
+
+def test_a_source_missing_from_the_configuration_gets_the_shortest_period(tmp_path):
+    raw = tmp_path / "raw"
+    gone = _aged(raw / "old_source" / "eee.parquet", dt.date(2024, 10, 1))
+    report = purge(evaluation_date=E, periods=RetentionPeriods(), raw_root=raw, exports_root=tmp_path / "gemeenten",
+                   source_datasets={"vo_verzuim": "vo_absence"})
+    assert report.raw == [gone]
+
+
+def test_the_retention_asset_reports_what_it_removed(tmp_path):
+    lake, outbox = tmp_path / "lake", tmp_path / "outbox"
+    _aged(lake / "raw" / "vo_verzuim" / "aaa.parquet", dt.date(2020, 1, 1))
+    (outbox / "gemeenten" / "GM0118" / "2024-01-01").mkdir(parents=True)
+    [_, retention] = build_export_assets(dg.StaticPartitionsDefinition(["GM0118"]))
+    result = dg.materialize([retention], resources={
+        "region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
+        "outbox": Outbox(root=str(outbox)), "raw_snapshots": RawSnapshots(root=str(lake)),
+        "warehouse": Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}"))})
+    metadata = result.asset_materializations_for_node("retention_purge")[0].metadata
+    assert (metadata["raw_snapshots_removed"].value, metadata["export_folders_removed"].value) == (1, 1)
+    assert "vo_verzuim/aaa.parquet" in metadata["removed"].value
+    assert not (outbox / "gemeenten" / "GM0118" / "2024-01-01").exists()
