@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -84,25 +83,31 @@ def run(args) -> int:
 
 
 def _report(counts: dict, result, var) -> None:
-    print()
-    print("Demo region deliveries:")
-    print(json.dumps(counts, indent=2, ensure_ascii=False, default=str))
-    print()
-    print("Outputs:")
+    print("\nDemo region deliveries (var/sources):")
+    print(f"  {'source':28} {'dataset':20} {'files':>5} {'rows':>9} {'planted defects':>15}")
+    for source_id, c in sorted(counts["sources"].items()):
+        print(f"  {source_id:28} {c['dataset']:20} {c['files']:>5} {c['rows']:>9,} {c['defects']:>15}")
+    print("  planted situations: " + ", ".join(f"{k} {v}" for k, v in sorted(counts["alerts"].items())))
+    print(f"  no consent: {counts['no_consent']}, outside the region: {counts['out_of_region']}")
+
+    print("\nOutputs:")
     outbox = var.outbox
-    for folder in ("overdracht", "signalen", "gemeenten"):
+    for folder, what in (("overdracht", "warm-handover files"), ("signalen", "alert lists"),
+                         ("gemeenten", "municipal exports")):
         files = sorted(p for p in (outbox / folder).rglob("*") if p.is_file() and "_versies" not in p.parts)
-        print(f"  {outbox / folder}: {len(files)} files")
-        for path in files[:6]:
-            print(f"    {path.relative_to(outbox)}")
-        if len(files) > 6:
-            print(f"    ... and {len(files) - 6} more")
-    print(f"  warehouse: {os.environ.get('SWV_WAREHOUSE_URL') or var.warehouse_url}")
-    print(f"  raw snapshots: {var.lake / 'raw'}")
-    print()
-    print(f"Night {'succeeded' if result.success else 'FAILED'}; waitlist runs: "
-          + ", ".join(f"{k} {'ok' if v else 'failed'}" for k, v in result.waitlist_runs.items()))
-    print("Open the UI with `make ui` and browse to http://127.0.0.1:3000 (runs, asset checks, partitions).")
+        folders = sorted({p.parent for p in files})
+        print(f"  {what:20} {len(files):>4} files in {len(folders):>3} folders under {outbox / folder}")
+    print(f"  {'warehouse':20} {os.environ.get('SWV_WAREHOUSE_URL') or var.warehouse_url}")
+    print(f"  {'raw snapshots':20} {var.lake / 'raw'}")
+    print(f"  {'run history':20} {var.dagster_home}")
+
+    def status(runs: dict) -> str:
+        return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in runs.items())
+
+    print(f"\nNight {'succeeded' if result.success else 'FAILED'}.")
+    print(f"  waitlists: {status(result.waitlist_runs)}")
+    print(f"  exports:   {status(result.export_runs)}")
+    print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts, partitions.")
 
 
 def serve(args) -> int:

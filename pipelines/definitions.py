@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.alert_assets import thuiszitter_alerts
+from assets.export_assets import build_export_assets
 from assets.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.ingest import build_raw_assets
 from assets.pupils import linked_pupils
@@ -21,6 +23,7 @@ from connectors.lake import LakeIOManager, RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
+from pipelines.executors import nightly_executor
 from pipelines.jobs import build_jobs_and_schedules
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
@@ -34,8 +37,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
 
     assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils,
-              po_vo_handovers, vo_mbo_handovers]
-    jobs, schedules = build_jobs_and_schedules(gemeenten)
+              po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts, *build_export_assets(gemeenten)]
+    jobs, schedules, sensors = build_jobs_and_schedules(gemeenten, nightly_executor())
 
     resources = {
         "region_config": RegionConfig(path=str(region_path)),
@@ -46,7 +49,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         "warehouse": Warehouse(url=warehouse_url()),
         "outbox": Outbox(root=str(var.outbox)),
     }
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources)
 
 
 defs = build_definitions()

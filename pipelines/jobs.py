@@ -1,9 +1,13 @@
-"""Jobs and schedules of a night.
+"""Jobs, schedules and the sensor that chain the three stages of a night.
 
-A night has two stages. First every municipality's youth-care waitlist is ingested as its own
-partition run, so a partner that is down fails only its own run (and is retried) while the others
-land. Then the ``nightly`` job runs everything else in one in-process run: the other sources,
-validation, linkage and all outputs, with each municipality's last good waitlist snapshot.
+1. 01:30 Europe/Amsterdam: every municipality's youth-care waitlist is ingested as its own
+   partition run, so a partner that is down fails only its own run (and is retried) while the
+   others land.
+2. 02:00: the ``nightly`` job runs everything that is not per municipality in one in-process run:
+   the other sources, validation, linkage, handovers and alerts, with each municipality's last good
+   waitlist snapshot.
+3. When ``nightly`` succeeds, a sensor launches the per-municipality exports, one partition run per
+   gemeente (each municipality's delivery succeeds or fails on its own).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ WAITLIST_CRON = "30 1 * * *"  # half an hour before the night, so partner APIs h
 TIMEZONE = "Europe/Amsterdam"
 
 WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
+EXPORT_ASSET = dg.AssetKey("municipal_exports")
+PER_MUNICIPALITY = dg.AssetSelection.assets(WAITLIST_ASSET, EXPORT_ASSET)
 
 
-def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition):
+def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_executor: dg.ExecutorDefinition):
     waitlist_ingest = dg.define_asset_job(
         "waitlist_ingest",
         selection=dg.AssetSelection.assets(WAITLIST_ASSET),
@@ -26,8 +32,14 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition):
     )
     nightly = dg.define_asset_job(
         "nightly",
-        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(WAITLIST_ASSET),
-        description="The night: ingest, validate, link, and write handovers, alerts and municipal exports.",
+        selection=dg.AssetSelection.all() - PER_MUNICIPALITY,
+        description="The night: ingest, validate, link, handovers and alerts (exports follow per municipality).",
+        executor_def=nightly_executor,
+    )
+    exports = dg.define_asset_job(
+        "municipal_exports",
+        selection=dg.AssetSelection.assets(EXPORT_ASSET),
+        description="Write and deliver one municipality's export (one run per gemeente partition).",
         executor_def=dg.in_process_executor,
     )
 
@@ -51,4 +63,18 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition):
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="02:00 Europe/Amsterdam: the nightly job.",
     )
-    return [waitlist_ingest, nightly], [waitlist_schedule, nightly_schedule]
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[nightly],
+        request_job=exports,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After a successful night: one export run per municipality.",
+    )
+    def exports_after_night(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        for gemeente in gemeenten.get_partition_keys():
+            yield dg.RunRequest(run_key=f"{run.run_id}-{gemeente}", partition_key=gemeente,
+                                run_config=run.run_config, tags={"swv/nightly_run": run.run_id})
+
+    return [waitlist_ingest, nightly, exports], [waitlist_schedule, nightly_schedule], [exports_after_night]

@@ -17,10 +17,11 @@ class NightResult:
     evaluation_date: str | None
     waitlist_runs: dict[str, bool]  # gemeente -> success
     nightly: dg.ExecuteInProcessResult
+    export_runs: dict[str, bool]  # gemeente -> success
 
     @property
     def success(self) -> bool:
-        return self.nightly.success
+        return self.nightly.success and all(self.export_runs.values())
 
 
 def night_run_config(evaluation_date: dt.date | None, console_level: str = "WARNING") -> dict:
@@ -41,19 +42,25 @@ def run_night(
     *,
     progress=lambda message: None,
 ) -> NightResult:
-    """Ingest every municipality's waitlist (one run each), then run the nightly job."""
+    """Ingest every municipality's waitlist (one run each), run the nightly job, then export per municipality."""
     run_config = night_run_config(evaluation_date)
     tags = {"swv/night": evaluation_date.isoformat()} if evaluation_date else {}
-    ingest = defs.resolve_job_def("waitlist_ingest")
-    outcomes: dict[str, bool] = {}
-    for gemeente in ingest.partitions_def.get_partition_keys():
-        result = ingest.execute_in_process(
-            instance=instance, partition_key=gemeente, run_config=run_config, tags=tags, raise_on_error=False
-        )
-        outcomes[gemeente] = result.success
-        progress(f"waitlist {gemeente}: {'ok' if result.success else 'FAILED (last good snapshot kept)'}")
+
+    def per_municipality(job_name: str, failed: str) -> dict[str, bool]:
+        job = defs.resolve_job_def(job_name)
+        outcomes = {}
+        for gemeente in job.partitions_def.get_partition_keys():
+            result = job.execute_in_process(
+                instance=instance, partition_key=gemeente, run_config=run_config, tags=tags, raise_on_error=False
+            )
+            outcomes[gemeente] = result.success
+            progress(f"{job_name} {gemeente}: {'ok' if result.success else failed}")
+        return outcomes
+
+    waitlists = per_municipality("waitlist_ingest", "FAILED (last good snapshot kept)")
     nightly = defs.resolve_job_def("nightly").execute_in_process(
         instance=instance, run_config=run_config, tags=tags, raise_on_error=False
     )
     progress(f"nightly job: {'ok' if nightly.success else 'FAILED'}")
-    return NightResult(evaluation_date.isoformat() if evaluation_date else None, outcomes, nightly)
+    exports = per_municipality("municipal_exports", "FAILED") if nightly.success else {}
+    return NightResult(evaluation_date.isoformat() if evaluation_date else None, waitlists, nightly, exports)
