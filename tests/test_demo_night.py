@@ -224,3 +224,53 @@ def test_a_second_night_on_the_same_input_rewrites_no_output_file(night):
     after = _outbox_state(night["var"] / "outbox")
     changed = [p for p in before if "overdracht" in p and before[p] != after.get(p)]
     assert not changed, changed[:5]
+
+
+def test_alerts_equal_the_planted_truth_per_reason_code(night):
+    alerts = _lake(night["var"], "thuiszitter_alerts")
+    found = set(zip(alerts["pupil_key"], alerts["reason"]))
+    planted = set()
+    for entry in night["truth"]["alerts"]:
+        key = f"bsn:{entry['id']['bsn']}" if "bsn" in entry["id"] else f"onr:{entry['id']['onderwijsnummer']}"
+        planted |= {(key, reason) for reason in entry["reasons"]}
+    reasons = sorted({r for _, r in found | planted})
+    report = []
+    for reason in reasons:
+        want = {k for k, r in planted if r == reason}
+        got = {k for k, r in found if r == reason}
+        recall = len(want & got) / len(want) if want else 1.0
+        precision = len(want & got) / len(got) if got else 1.0
+        report.append((reason, len(want), len(got), recall, precision))
+        print(f"{reason:24} planted {len(want):3} found {len(got):3} recall {recall:6.1%} precision {precision:6.1%}")
+    assert all(recall == precision == 1.0 for *_, recall, precision in report), report
+
+
+def test_no_municipal_list_or_export_holds_a_resident_of_another_municipality(night):
+    outbox = night["var"] / "outbox"
+    signal_lists = sorted((outbox / "signalen").glob("*/gemeenten/*/*.csv"))
+    exports = sorted((outbox / "gemeenten").glob("*/*/*.csv"))
+    assert signal_lists and exports
+    pupils = _lake(night["var"], "pupils")
+    residence = dict(zip(pupils["pupil_key"], pupils["woongemeente_code"]))
+    for path in signal_lists:
+        rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
+        keys = ("bsn:" + rows["bsn"]).fillna("onr:" + rows["onderwijsnummer"])
+        assert {residence[k] for k in keys} <= {path.parent.name}, path
+    for path in exports:
+        rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
+        if "woongemeente_code" in rows.columns:
+            assert set(rows["woongemeente_code"]) == {path.parent.parent.name}, path
+
+
+def test_municipal_exports_hold_no_identifier_name_postcode_or_birth_date(night):
+    var = night["var"]
+    tokens = _personal_tokens(var)
+    for dataset in ("po_transfers", "vo_enrolment"):
+        raw = _lake(var, f"{dataset}_raw")
+        tokens |= set(raw["postcode"].dropna().str.replace(" ", "")) | set(raw["geboortedatum"].dropna())
+    tokens = {t for t in tokens if len(t) >= 6}
+    leaks = []
+    for path in (var / "outbox" / "gemeenten").rglob("*.csv"):
+        cells = set(pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig").stack().astype(str))
+        leaks += [(path.name, c[:3]) for c in cells & tokens]
+    assert not leaks, leaks[:5]
