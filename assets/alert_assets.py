@@ -352,7 +352,7 @@ def thuiszitter_alerts(
     tonight = evaluate_alerts(
         vo_enrolment=vo_enrolment, vo_absence=vo_absence, po_transfers=po_transfers, mbo_outflow=mbo_outflow,
         youth_care_waitlist=youth_care_waitlist, pupils=pupils, calendar=region.calendar,
-        evaluation_date=night, pupil_conflicts=pupil_conflicts,
+        evaluation_date=night, pupil_conflicts=pupil_conflicts, thresholds=region.alerts,
     )
 
     store = AlertStore(warehouse.engine)

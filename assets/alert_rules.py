@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
 from assets.linkage import pupil_key
-from settings.region import Calendar
+from settings.region import AlertThresholds, Calendar
 
 TIMEZONE = "Europe/Amsterdam"
 _EPOCH_MONDAY = np.datetime64("1970-01-05", "D")  # the first Monday of 1970
@@ -51,22 +50,6 @@ REASONS = {
 
 # A havo or vwo diploma is a startkwalificatie (domain.md §4.1); havo_vwo is at least havo.
 STARTKWALIFICATIE_LEVELS = ("havo", "vwo", "havo_vwo")
-
-
-class AlertThresholds(BaseModel):
-    """The numbers in docs/alerts.md, as configuration with the documented defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lrv_week_hours: float = Field(default=20, gt=0, description="Unexcused hours that make a week count for LRV.")
-    lrv_more_than_weeks: int = Field(default=4, ge=1, description="LRV fires when the run is longer than this.")
-    window_weeks: int = Field(default=4, ge=1, description="School weeks in the V16 and JZ_WACHT_VERZUIM window.")
-    v16_hours: float = Field(default=16, gt=0, description="Unexcused hours in the window for V16 (domain.md §4.3).")
-    jz_absence_hours: float = Field(default=8, gt=0, description="Unexcused hours in the window for JZ_WACHT_VERZUIM.")
-    jz_wait_more_than_weeks: int = Field(default=14, ge=1,
-                                         description="Waiting-time norm, aanmelding to start (domain.md §5.3).")
-    t3m_more_than_months: int = Field(default=3, ge=1,
-                                      description="Thuiszitterspact: months without a place (domain.md §4.2).")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,6 +189,20 @@ class Validation(_Strict):
     )
 
 
+class AlertThresholds(_Strict):
+    """The numbers in docs/alerts.md, as configuration with the documented defaults (``alerts:`` key)."""
+
+    lrv_week_hours: float = Field(default=20, gt=0, description="Unexcused hours that make a week count for LRV.")
+    lrv_more_than_weeks: int = Field(default=4, ge=1, description="LRV fires when the run is longer than this.")
+    window_weeks: int = Field(default=4, ge=1, description="School weeks in the V16 and JZ_WACHT_VERZUIM window.")
+    v16_hours: float = Field(default=16, gt=0, description="Unexcused hours in the window for V16 (domain.md §4.3).")
+    jz_absence_hours: float = Field(default=8, gt=0, description="Unexcused hours in the window for JZ_WACHT_VERZUIM.")
+    jz_wait_more_than_weeks: int = Field(default=14, ge=1,
+                                         description="Waiting-time norm, aanmelding to start (domain.md §5.3).")
+    t3m_more_than_months: int = Field(default=3, ge=1,
+                                      description="Thuiszitterspact: months without a place (domain.md §4.2).")
+
+
 class Swv(_Strict):
     code: str
     naam: str
@@ -209,6 +223,7 @@ class Region(_Strict):
     gemeenten: list[Gemeente] = Field(min_length=1)
     calendar: Calendar = Calendar()
     validation: Validation = Validation()
+    alerts: AlertThresholds = AlertThresholds()
     codelists: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
     )
