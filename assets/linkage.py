@@ -53,11 +53,16 @@ def birthdate_conflicts(rows: pd.DataFrame) -> pd.DataFrame:
                          "message": "verschillende geboortedata voor hetzelfde BSN/onderwijsnummer"})
 
 
-def enrolment_conflicts(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
-    """Identities enrolled at two different school locations on the same day (the evaluation date)."""
+def enrolments_active_on(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
+    """Enrolments running on ``on``: enrolled on or before it, not (yet) de-registered; keyed by pupil."""
     active = enrolment[(enrolment["inschrijfdatum"] <= on)
                        & (enrolment["uitschrijfdatum"].isna() | (enrolment["uitschrijfdatum"] > on))]
-    schools = active.assign(pupil_key=pupil_key(active)).groupby("pupil_key")["vo_brin6"].nunique()
+    return active.assign(pupil_key=pupil_key(active))
+
+
+def enrolment_conflicts(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
+    """Identities enrolled at two different school locations on the same day (the evaluation date)."""
+    schools = enrolments_active_on(enrolment, on).groupby("pupil_key")["vo_brin6"].nunique()
     keys = schools.index[schools > 1]
     return pd.DataFrame({"pupil_key": keys.astype("str"), "rule": "conflicting_enrolment",
                          "message": "op dezelfde dag ingeschreven op twee scholen"})
@@ -65,10 +70,13 @@ def enrolment_conflicts(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFra
 
 def active_enrolment(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
     """Each pupil's enrolment that is active on ``on`` (the latest one if several)."""
-    active = enrolment[(enrolment["inschrijfdatum"] <= on)
-                       & (enrolment["uitschrijfdatum"].isna() | (enrolment["uitschrijfdatum"] > on))]
-    active = active.assign(pupil_key=pupil_key(active)).sort_values(["pupil_key", "inschrijfdatum"])
+    active = enrolments_active_on(enrolment, on).sort_values(["pupil_key", "inschrijfdatum"])
     return active.drop_duplicates("pupil_key", keep="last")
+
+
+def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """``values`` (indexed by unique pupil key) aligned to ``keys``; NA where absent. Keeps the dtype."""
+    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=values.dtype)
 
 
 def link_pupils(datasets: dict[str, pd.DataFrame], on: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -89,13 +97,13 @@ def link_pupils(datasets: dict[str, pd.DataFrame], on: pd.Timestamp) -> tuple[pd
     for field in ("geboortedatum", "bsn", "onderwijsnummer", "postcode", "woongemeente_code"):
         if field in rows.columns:
             fallback = rows.dropna(subset=[field]).drop_duplicates("pupil_key").set_index("pupil_key")[field]
-            pupils[field] = pupils[field].fillna(pupils["pupil_key"].map(fallback))
+            pupils[field] = pupils[field].where(pupils[field].notna(), _lookup(fallback, pupils["pupil_key"]))
     presence = rows.groupby(["pupil_key", "dataset"]).size().unstack(fill_value=0) > 0
     for name in _SOURCE_PRIORITY:
         column = f"in_{name}"
-        pupils[column] = pupils["pupil_key"].map(presence[name]).fillna(False).astype(bool) if name in presence else False
+        pupils[column] = _lookup(presence[name], pupils["pupil_key"]).fillna(False).astype(bool) if name in presence else False
     active = active_enrolment(datasets["vo_enrolment"], on).set_index("pupil_key")
     for field in ("vo_brin6", "onderwijsniveau", "leerjaar"):
-        pupils[field] = pupils["pupil_key"].map(active[field])
+        pupils[field] = _lookup(active[field], pupils["pupil_key"])
     pupils["buiten_regio"] = pupils["buiten_regio"].fillna(False).astype(bool) if "buiten_regio" in pupils else False
     return pupils, conflicts.reset_index(drop=True)

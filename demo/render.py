@@ -23,21 +23,11 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
+from schemas.codelists import CODELIST_OF_FIELD
 from settings.region import CsvFormat, Region, Source
 
 Layout = Literal["csv", "xlsx", "json"]
 
-# Canonical field -> the region code list its values come from (domain.md §2.2, §2.4, §4.4, §6).
-CODELIST_OF_FIELD = {
-    "voorlopig_advies": "schooladvies",
-    "toets_advies": "schooladvies",
-    "definitief_advies": "schooladvies",
-    "onderwijsniveau": "schooladvies",
-    "vo_niveau": "schooladvies",
-    "tlv_soort": "tlv_soort",
-    "vrijstelling": "vrijstelling",
-    "vva_status": "vva_status",
-}
 BOOLEAN_WORDS = {True: "ja", False: "nee"}
 SHEET_TITLES = {  # first line of an xlsx title block, followed by the partner's name
     "po_transfers": "Overdracht PO-VO",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,9 @@ def _service_missing(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def postgres_url() -> str:
-    """A fresh PostgreSQL database on 127.0.0.1 for one test, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1, dropped afterwards; skip (or fail under CI) without a server."""
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"swv_test_{uuid.uuid4().hex[:10]}"
     try:
@@ -41,8 +43,16 @@ def postgres_url() -> str:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
         _service_missing("PostgreSQL on 127.0.0.1:5432", error)
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with postgres_database() as url:
+        yield url

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from assets.alert_rules import evaluate_alerts
 from connectors.alert_store import AlertStore, AlertStoreError
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
-from tests.conftest import DEMO_REGION, POSTGRES_ADMIN_URL, _service_missing
+from tests.conftest import DEMO_REGION, postgres_database
 from tests.test_alert_rules import CALENDAR, Night, mondays
 
 SALT = b"test-salt"
@@ -89,19 +88,8 @@ def database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'warehouse.db'}"
         return
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"swv_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
-        _service_missing("PostgreSQL on 127.0.0.1:5432", error)
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
