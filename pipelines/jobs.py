@@ -37,7 +37,7 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_e
         executor_def=nightly_executor,
     )
     exports = dg.define_asset_job(
-        "municipal_exports",
+        "municipality_exports",
         selection=dg.AssetSelection.assets(EXPORT_ASSET),
         description="Write and deliver one municipality's export (one run per gemeente partition).",
         executor_def=dg.in_process_executor,

@@ -62,5 +62,5 @@ def run_night(
         instance=instance, run_config=run_config, tags=tags, raise_on_error=False
     )
     progress(f"nightly job: {'ok' if nightly.success else 'FAILED'}")
-    exports = per_municipality("municipal_exports", "FAILED") if nightly.success else {}
+    exports = per_municipality("municipality_exports", "FAILED") if nightly.success else {}
     return NightResult(evaluation_date.isoformat() if evaluation_date else None, waitlists, nightly, exports)

@@ -20,6 +20,11 @@ def defs() -> dg.Definitions:
     return build_definitions(DEMO_REGION)
 
 
+def test_the_code_location_loads_as_the_webserver_loads_it(defs):
+    dg.Definitions.validate_loadable(defs)
+    defs.get_repository_def().load_all_definitions()
+
+
 def test_the_nightly_schedule_runs_at_two_in_amsterdam_and_is_running(defs):
     schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
