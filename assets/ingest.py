@@ -204,6 +204,8 @@ def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefi
         owners=OWNERS,
         kinds=_kinds(region, dataset),
         partitions_def=partitions,
+        # Partner APIs share one concurrency pool, so a deployment can cap the load on partners.
+        pool="partner_api" if any(s.location.kind == "http" for s in region.sources_for(dataset).values()) else None,
         check_specs=[_readable_check(key)],
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
         io_manager_key="lake_io_manager",

@@ -7,13 +7,15 @@
 - ``multiprocess``: a process per step on the same machine, at most ``SWV_MAX_CONCURRENT`` at once
   (default: the number of CPUs). Costs about 1 s of start-up per step.
 - ``celery``: each step is a Celery task, picked up by a worker on any machine. Broker
-  ``SWV_CELERY_BROKER`` (default ``amqp://guest:guest@127.0.0.1:5672//``), result backend
-  ``SWV_CELERY_BACKEND`` (default ``rpc://``, which needs an AMQP broker; with Redis use e.g.
-  ``redis://host:6379/1``) and queue ``SWV_CELERY_QUEUE`` (default ``dagster``). Start the workers
-  with ``deploy/celery/start-worker.sh`` and the same environment.
+  ``SWV_CELERY_BROKER`` (default ``amqp://guest:guest@127.0.0.1:5672//``, RabbitMQ), result
+  backend ``SWV_CELERY_BACKEND`` (default ``rpc://``, answers over the same RabbitMQ) and queue
+  ``SWV_CELERY_QUEUE`` (default ``dagster``). Start the workers with
+  ``deploy/celery/start-worker.sh`` and the same environment. A Redis broker needs the ``redis``
+  package, which the lock does not include.
 
-Every executor but ``in_process`` hands data between steps through the lake (``SWV_VAR_DIR``, or
-``SWV_LAKE_URL`` for the asset files): with Celery on several machines it must be a shared path.
+Steps hand data to each other through the lake, and read deliveries and write the outbox under
+``SWV_VAR_DIR``: with Celery workers on several machines that folder (and ``SWV_LAKE_URL`` when set)
+must be one shared path, and the instance and the warehouse must be on PostgreSQL.
 
 Broker and backend are passed to Dagster as ``{"env": ...}`` so a URL with a password is read
 when the run starts and never stored with the job.
