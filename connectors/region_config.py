@@ -12,16 +12,17 @@ from functools import cached_property
 
 import dagster as dg
 
+from settings.paths import region_file
 from settings.region import Region, load_region
 
 
 class RegionConfig(dg.ConfigurableResource):
-    path: str
+    path: str | None = None
     evaluation_date: str | None = None
 
     @cached_property
     def region(self) -> Region:
-        return load_region(self.path)
+        return load_region(self.path or region_file())
 
     def evaluation(self) -> dt.date:
         if self.evaluation_date:

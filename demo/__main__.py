@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 import time
-from pathlib import Path
 
 from settings.paths import region_file, var_layout
 from settings.region import load_region

@@ -20,11 +20,14 @@ from assets.validated import build_validated_assets
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
 from connectors.lake import LakeIOManager, RawSnapshots
+from connectors.notify import Notifier
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
+from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
 from pipelines.jobs import build_jobs_and_schedules
+from pipelines.sensors import build_delivery_sensor, run_failure_notification
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
 
@@ -36,9 +39,21 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     var = var_layout()
     gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
 
+
+    def stale_tonight(context) -> list[str]:
+        """Sources whose newest delivery is older than their cadence: named in the export manifest."""
+        config = context.resources.region_config
+        return stale_sources(config.region, var, freshness_moment(config.evaluation()))
+
     assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils,
-              po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts, *build_export_assets(gemeenten)]
-    jobs, schedules, sensors = build_jobs_and_schedules(gemeenten, nightly_executor())
+              po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
+              *build_export_assets(gemeenten, stale_sources=stale_tonight)]
+    freshness_checks = build_freshness_checks(region)
+    jobs, schedules, chain_sensors = build_jobs_and_schedules(gemeenten, nightly_executor(), freshness_checks)
+    freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
+    by_name = {job.name: job for job in jobs}
+    sensors = [*chain_sensors, run_failure_notification,
+               build_delivery_sensor(region, nightly_job=by_name["nightly"], waitlist_job=by_name["waitlist_ingest"])]
 
     resources = {
         "region_config": RegionConfig(path=str(region_path)),
@@ -48,8 +63,10 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         "lake_io_manager": LakeIOManager(root=str(os.environ.get("SWV_LAKE_URL", var.lake))),
         "warehouse": Warehouse(url=warehouse_url()),
         "outbox": Outbox(root=str(var.outbox)),
+        "notifier": Notifier.from_env(),
     }
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources)
+    return dg.Definitions(assets=assets, asset_checks=freshness_checks, jobs=[*jobs, freshness_job],
+                          schedules=[*schedules, freshness_schedule], sensors=sensors, resources=resources)
 
 
 defs = build_definitions()

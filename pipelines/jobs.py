@@ -23,10 +23,12 @@ EXPORT_ASSET = dg.AssetKey("municipal_exports")
 PER_MUNICIPALITY = dg.AssetSelection.assets(WAITLIST_ASSET, EXPORT_ASSET)
 
 
-def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_executor: dg.ExecutorDefinition):
+def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_executor: dg.ExecutorDefinition,
+                             freshness_checks=()):
+    # Freshness is judged by its own morning job; a municipality's run does not re-judge all the others.
     waitlist_ingest = dg.define_asset_job(
         "waitlist_ingest",
-        selection=dg.AssetSelection.assets(WAITLIST_ASSET),
+        selection=dg.AssetSelection.assets(WAITLIST_ASSET) - dg.AssetSelection.checks(*freshness_checks),
         description="Ingest one municipality's youth-care waitlist (one run per gemeente partition).",
         executor_def=dg.in_process_executor,
     )

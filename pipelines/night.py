@@ -24,14 +24,16 @@ class NightResult:
         return self.nightly.success and all(self.export_runs.values())
 
 
-def night_run_config(evaluation_date: dt.date | None, console_level: str = "WARNING") -> dict:
+def night_run_config(evaluation_date: dt.date | None, region_path: str | None = None,
+                     console_level: str = "WARNING") -> dict:
     """Run config: the evaluation date (time travel for replays and tests) and the console log level.
 
     Every event still goes to the instance's event log (the UI); only the terminal is kept quiet.
     """
     config: dict = {"loggers": {"console": {"config": {"log_level": console_level}}}}
     if evaluation_date is not None:
-        config["resources"] = {"region_config": {"config": {"evaluation_date": evaluation_date.isoformat()}}}
+        config["resources"] = {"region_config": {"config": {"path": region_path,
+                                                            "evaluation_date": evaluation_date.isoformat()}}}
     return config
 
 
@@ -43,7 +45,7 @@ def run_night(
     progress=lambda message: None,
 ) -> NightResult:
     """Ingest every municipality's waitlist (one run each), run the nightly job, then export per municipality."""
-    run_config = night_run_config(evaluation_date)
+    run_config = night_run_config(evaluation_date, defs.resources["region_config"].path)
     tags = {"swv/night": evaluation_date.isoformat()} if evaluation_date else {}
 
     def per_municipality(job_name: str, failed: str) -> dict[str, bool]:
