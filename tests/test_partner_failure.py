@@ -69,3 +69,16 @@ def test_a_wrong_token_is_reported_as_an_authentication_failure_without_the_toke
         events = [str(e.event_specific_data) for e in result.all_events if e.is_step_failure]
     assert any("authentication failed" in e.lower() for e in events), events
     assert not any("wrong-secret-token" in e for e in events)
+
+
+def test_a_night_can_be_replayed_on_an_earlier_evaluation_date(demo_world, var_dir):
+    import datetime as dt
+
+    from pipelines.definitions import build_definitions
+    from pipelines.night import run_night
+
+    defs = build_definitions(DEMO_REGION)
+    with dg.DagsterInstance.get() as instance:
+        replay = run_night(defs, instance, dt.date(2026, 9, 28))
+    assert replay.success
+    assert (var_dir / "outbox" / "signalen" / "2026-09-28").is_dir()
