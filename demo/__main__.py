@@ -47,12 +47,22 @@ def generate(args) -> dict:
     return counts
 
 
-def _free_port() -> int:
+DEMO_API_PORT = 8765  # the port in the demo YAML's default URLs (${SWV_DEMO_API:-http://127.0.0.1:8765})
+
+
+def _demo_port() -> int:
+    """The demo API's usual port, so API delivery names (their URLs) are the same every run; else any free one."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for port in (DEMO_API_PORT, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                _say(f"port {port} is taken (is `make ui` running?); the demo APIs use another port this time")
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def run(args) -> int:
@@ -65,7 +75,7 @@ def run(args) -> int:
 
     from demo.api_server import DemoApiServer
 
-    port = _free_port()
+    port = _demo_port()
     os.environ["SWV_DEMO_API"] = f"http://127.0.0.1:{port}"
     with DemoApiServer(load_region(region_file()), var.sources / "api", port=port, faults=DEMO_FAULTS) as server:
         _say(f"partner APIs served on {server.url}")
