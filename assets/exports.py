@@ -158,10 +158,16 @@ def residents(pupils: pd.DataFrame, gemeente: str) -> pd.DataFrame:
     return pupils.loc[own & ~outside]
 
 
+def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
+    """``values.isin(keys)`` through the keys' hash table; pandas 3's Arrow-string ``isin`` re-boxes
+    every key on every call, which dominated the exports at scale."""
+    return pd.Index(keys).get_indexer(pd.Index(values)) >= 0
+
+
 def _keyed(frame: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
     """The rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``."""
     key = pupil_key(frame)
-    return frame.assign(pupil_key=key).loc[key.isin(keys).to_numpy()]
+    return frame.assign(pupil_key=key).loc[_member(key, keys)]
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -250,7 +256,7 @@ def _latest(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
 def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Series) -> pd.Series:
     """PO→VO overdracht per pupil: ingeschreven VO, aangemeld VO, niet aangemeld; empty without a transfer."""
     latest = _latest(_keyed(po_transfers, keys), ["schooljaar", "aanmelddatum"]).set_index("pupil_key")
-    transferred = keys.isin(latest.index)
+    transferred = _member(keys, latest.index)
     applied = (latest["vo_brin6"].notna() | latest["aanmelddatum"].notna()).reindex(keys, fill_value=False)
     status = np.select(
         [transferred & enrolled.to_numpy(dtype=bool), transferred & applied.to_numpy(dtype=bool), transferred],
@@ -267,7 +273,7 @@ def mbo_status(mbo_outflow: pd.DataFrame, keys: pd.Index) -> pd.Series:
 
 def open_alerts(thuiszitter_alerts: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
     """The night's open alerts (every status except ``resolved``) of these pupils."""
-    alerts = thuiszitter_alerts.loc[thuiszitter_alerts["pupil_key"].isin(keys).to_numpy()]
+    alerts = thuiszitter_alerts.loc[_member(thuiszitter_alerts["pupil_key"], keys)]
     return alerts.loc[(alerts["status"] != RESOLVED).fillna(True).to_numpy(), ["pupil_key", "reason"]]
 
 

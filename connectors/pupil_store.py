@@ -57,7 +57,7 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
             conn.execute(pupil_history.update().where(pupil_history.c.id.in_(close_ids[start:start + 5000]))
                          .values(valid_to=night))
         if len(opens):
-            records = opens.loc[:, ["pupil_key", *TRACKED]].assign(valid_from=night).to_dict("records")
-            conn.execute(pupil_history.insert(), [{k: (None if v is pd.NA or v != v else v) for k, v in r.items()}
-                                                  for r in records])
+            rows = opens.loc[:, ["pupil_key", *TRACKED]].astype(object)
+            records = rows.where(rows.notna(), None).assign(valid_from=night).to_dict("records")
+            conn.execute(pupil_history.insert(), records)
     return {"opened": len(opens), "closed": len(close_ids), "unchanged": int(stays.sum())}
