@@ -1,0 +1,920 @@
+"""A hand-written reference night: the pipeline's work in plain pandas and pyarrow, no Dagster, no Pandera.
+
+What a competent programmer would write in one script to do what the nightly job does, and the
+yardstick the benchmark holds the pipeline against:
+
+- **ingest**: every delivery of the region YAML read as text (CSV with pyarrow, Excel with pandas'
+  calamine engine, JSON API pages over HTTP with keep-alive), renamed onto canonical fields, with a
+  sha256 per delivery and an immutable Parquet snapshot per delivery;
+- **validate**: the same parsing (per-source date formats, code-list labels, numbers, booleans,
+  identifier normalisation) and the same rules as ``docs/validation.md`` as vectorised masks:
+  elfproef, formats, known schools, code lists, required fields, dates not in the future, date
+  order, plausible birth dates, advice not lowered, mojibake, exact duplicate rows, contract
+  violations; valid rows and a quarantine table to Parquet;
+- **link**: one identity per pupil by BSN, else onderwijsnummer (``pd.factorize`` to integer ids),
+  conflicts (two birth dates, two schools on one day), current facts; pupils to Parquet;
+- **outputs**: PO→VO and VO→MBO handover CSVs per receiving school (consent gating, signals), the
+  eight alert reasons of ``docs/alerts.md`` in simplified vectorised form plus the Doorstroompunt
+  routing, per-municipality alert lists, and per-municipality exports (keyed pseudonyms, suppressed
+  counts) as Parquet and CSV.
+
+Simplified against the pipeline, on purpose: no per-row sha256 fingerprints or masked values in the
+quarantine, no SQL warehouse (quarantine, pupil history and alert lifecycle stay in Parquet or are
+left out), no XLSX copies of the outputs, no manifests, no alert lifecycle across nights, no
+secondary suppression. The validation is not simplified: it finds the same valid rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import http.client
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from schemas.codelists import ADVICE_RANK, CODELIST_OF_FIELD, canonical_codes, known_schools
+from settings.region import DATASETS, PagePagination, Region, Source
+
+# --------------------------------------------------------------------------- the contract, by hand
+
+# Field kinds: how the delivered text is parsed or normalised.
+TEXT, BSN, IDENT, POSTCODE, GEMEENTE, SCHOOLJAAR, DATE, INT, DEC, BOOL, CODE = (
+    "text", "bsn", "ident", "postcode", "gemeente", "schooljaar", "date", "int", "dec", "bool", "code")
+_PERSON = {"bsn": BSN, "onderwijsnummer": IDENT, "geboortedatum": DATE}
+_NAW = {"voornaam": TEXT, "tussenvoegsel": TEXT, "achternaam": TEXT, "postcode": POSTCODE, "woongemeente_code": GEMEENTE}
+FIELDS: dict[str, dict[str, str]] = {
+    "po_transfers": {
+        **_PERSON, **_NAW, "ouder_email": TEXT, "ouder_telefoon": TEXT, "po_brin6": IDENT, "vo_brin6": IDENT,
+        "aanmelddatum": DATE, "schooljaar": SCHOOLJAAR, "voorlopig_advies": CODE, "toets_advies": CODE,
+        "definitief_advies": CODE, "ondersteuningsbehoefte": BOOL, "opp": BOOL, "opp_instemming_datum": DATE,
+        "arrangement": TEXT, "tlv_soort": CODE, "tlv_datum": DATE, "cluster": TEXT, "toestemming_ouders": BOOL,
+        "toestemming_datum": DATE, "ondersteuning_details": TEXT, "jeugdhulp_betrokken": BOOL,
+    },
+    "youth_care_waitlist": {
+        "bsn": BSN, "geboortedatum": DATE, "woongemeente_code": GEMEENTE, "verwijzer": CODE, "productcategorie": CODE,
+        "zorgaanbieder_agb": IDENT, "aanmelddatum": DATE, "besluitdatum": DATE, "intakedatum": DATE,
+        "startdatum": DATE, "einddatum": DATE, "reden_beeindiging": CODE,
+    },
+    "vo_enrolment": {
+        **_PERSON, **_NAW, "vo_brin6": IDENT, "leerjaar": INT, "onderwijsniveau": CODE, "inschrijfdatum": DATE,
+        "uitschrijfdatum": DATE, "vrijstelling": CODE,
+    },
+    "vo_absence": {
+        "bsn": BSN, "onderwijsnummer": IDENT, "vo_brin6": IDENT, "week_start": DATE, "uren_ongeoorloofd": DEC,
+        "uren_geoorloofd": DEC,
+    },
+    "mbo_outflow": {
+        **_PERSON, "woongemeente_code": GEMEENTE, "vo_brin6": IDENT, "vo_niveau": CODE,
+        "vo_diploma": BOOL, "uitstroomdatum": DATE, "mbo_brin": IDENT, "crebo": IDENT, "mbo_niveau": INT,
+        "aanmelddatum": DATE, "vva_status": CODE, "status_datum": DATE,
+    },
+}
+REQUIRED = {
+    "po_transfers": ("schooljaar",), "youth_care_waitlist": ("aanmelddatum",),
+    "vo_enrolment": ("vo_brin6", "inschrijfdatum"), "vo_absence": ("vo_brin6", "week_start", "uren_ongeoorloofd"),
+    "mbo_outflow": ("vo_brin6",),
+}
+IDENTIFIERS = {"youth_care_waitlist": ("bsn",)}  # everyone else: exactly one of bsn, onderwijsnummer
+PATTERNS = {  # field -> full-match pattern (a missing value passes)
+    "postcode": r"[1-9]\d{3}[A-Z]{2}", "woongemeente_code": r"GM\d{4}", "zorgaanbieder_agb": r"\d{8}",
+    "crebo": r"\d{5}", "mbo_brin": r"\d{2}[A-Z]{2}", "po_brin6": r"\d{2}[A-Z]{2}\d{2}", "vo_brin6": r"\d{2}[A-Z]{2}\d{2}",
+}
+SCHOOLS = ("po_brin6", "vo_brin6")
+MOJIBAKE_FIELDS = ("voornaam", "tussenvoegsel", "achternaam", "ondersteuning_details")
+HOURS = ("uren_ongeoorloofd", "uren_geoorloofd")
+DATE_ORDER = {  # (date, not before, years before); "schooljaar" means its first day
+    "po_transfers": [("aanmelddatum", "schooljaar", 2), ("tlv_datum", "schooljaar", 2)],
+    "youth_care_waitlist": [("besluitdatum", "aanmelddatum", 0), ("intakedatum", "aanmelddatum", 0),
+                            ("startdatum", "aanmelddatum", 0), ("einddatum", "startdatum", 0)],
+    "vo_enrolment": [("uitschrijfdatum", "inschrijfdatum", 0)],
+    "mbo_outflow": [("status_datum", "aanmelddatum", 0)],
+}
+AGE_RANGE = {"po_transfers": ("schooljaar", 10, 14), "youth_care_waitlist": ("aanmelddatum", 0, 23),
+             "vo_enrolment": ("inschrijfdatum", 10, 21), "mbo_outflow": ("uitstroomdatum", 14, 23)}
+PROVENANCE = ("source_id", "delivery", "delivery_sha256", "delivery_row")
+
+_SEPARATORS = "[ \t\r\n\u00a0.\\-]"
+_SPACES = "[ \t\r\n\u00a0]+"
+_MIDNIGHT = r"[T ]00:00(:00(\.0+)?)?$"
+TRUE_FALSE = {**dict.fromkeys(("ja", "j", "yes", "true", "1", "x"), True), **dict.fromkeys(("nee", "n", "no", "false", "0"), False)}
+ELFPROEF_WEIGHTS = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@dataclass
+class Report:
+    """Stage windows (epoch seconds), validated rows per dataset and output counts."""
+
+    stages: dict[str, list[list[float]]] = field(default_factory=dict)
+    validated_rows: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, int] = field(default_factory=dict)
+
+
+def run_reference(sources_dir: Path, out_dir: Path, region: Region, *, evaluation_date: dt.date | None = None,
+                  progress=lambda message: None) -> Report:
+    """The whole night on ``sources_dir`` (HTTP sources from their URLs); everything written under ``out_dir``."""
+    e = pd.Timestamp(evaluation_date or region.evaluation_date())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report()
+
+    def stage(name: str, start: float) -> None:
+        report.stages[name] = [[start, time.time()]]
+        progress(f"{name} done in {time.time() - start:.2f} s")
+
+    start = time.time()
+    raw = {dataset: ingest(dataset, region, Path(sources_dir), out_dir / "raw") for dataset in DATASETS}
+    stage("ingest", start)
+
+    start = time.time()
+    valid = {}
+    for dataset in DATASETS:
+        valid[dataset], rejects = validate(dataset, raw[dataset], region, e)
+        write_parquet(valid[dataset], out_dir / "validated" / f"{dataset}.parquet")
+        write_parquet(rejects, out_dir / "quarantine" / f"{dataset}.parquet")
+        report.validated_rows[dataset] = len(valid[dataset])
+    del raw
+    stage("validate", start)
+
+    start = time.time()
+    linked = link(valid, e)
+    write_parquet(linked.pupils, out_dir / "pupils.parquet")
+    write_parquet(linked.conflicts, out_dir / "pupil_conflicts.parquet")
+    report.outputs["pupils"] = len(linked.pupils)
+    stage("link", start)
+
+    start = time.time()
+    report.outputs["po_vo_handover_rows"] = po_vo_handover(linked, e, region, out_dir / "overdracht" / "po-vo")
+    report.outputs["vo_mbo_handover_rows"] = vo_mbo_handover(linked, e, region, out_dir / "overdracht" / "vo-mbo")
+    alerts = alert_rules(linked, region, e)
+    report.outputs["alerts"] = len(alerts)
+    write_alert_lists(alerts, linked, region, out_dir / "signalen")
+    report.outputs["export_rows"] = municipal_exports(linked, alerts, region, e, out_dir / "gemeenten")
+    stage("outputs", start)
+    return report
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def ingest(dataset: str, region: Region, sources_dir: Path, raw_dir: Path) -> pd.DataFrame:
+    """Every delivery of a dataset as text, canonical names and provenance; a snapshot per delivery."""
+    frames = []
+    for source_id, source in region.sources_for(dataset).items():
+        location = source.location
+        if location.kind == "http":
+            deliveries = [fetch_api(source)]
+        else:
+            paths = sorted(p for p in sources_dir.glob(location.path) if p.is_file() and not p.name.startswith((".", "~$")))
+            deliveries = [read_file(path, source, path.relative_to(sources_dir).as_posix()) for path in paths]
+        for name, sha256, frame in deliveries:
+            frame = frame.rename(columns=source.columns).assign(source_id=source_id, delivery=name,
+                                                               delivery_sha256=sha256)
+            write_parquet(frame, raw_dir / source_id / f"{sha256}.parquet")
+            frames.append(frame)
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*FIELDS[dataset], *PROVENANCE])
+    for name in FIELDS[dataset]:
+        if name not in raw.columns:
+            raw[name] = pd.Series(pd.NA, index=raw.index, dtype="str")
+    return raw.loc[:, [*FIELDS[dataset], *PROVENANCE]]
+
+
+def _numbered(frame: pd.DataFrame, *, drop_blank: bool = True) -> pd.DataFrame:
+    """Rows numbered as delivered (1 = first data row); in files, rows blank in every column dropped."""
+    frame = frame.assign(delivery_row=np.arange(1, len(frame) + 1, dtype=np.int64))
+    if not drop_blank:
+        return frame
+    return frame.loc[frame.drop(columns="delivery_row").notna().any(axis=1)].reset_index(drop=True)
+
+
+def read_file(path: Path, source: Source, name: str) -> tuple[str, str, pd.DataFrame]:
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    fmt = source.location.format
+    columns = list(source.columns)
+    if fmt.type == "xlsx":
+        return name, sha256, _numbered(_xlsx_text(data, fmt, columns))
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif fmt.encoding not in ("utf-8", "utf-8-sig", "auto"):
+        data = data.decode(fmt.encoding).encode("utf-8")
+    table = pa_csv.read_csv(
+        io.BytesIO(data),
+        parse_options=pa_csv.ParseOptions(delimiter=fmt.delimiter or ";", quote_char=fmt.quotechar,
+                                          newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()),
+                                              include_columns=columns, strings_can_be_null=False),
+    )
+    text = [pc.utf8_trim_whitespace(column) for column in table.columns]
+    text = [pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column) for column in text]
+    return name, sha256, _numbered(pa.table(text, names=table.column_names).to_pandas())
+
+
+def _cell_text(value: object) -> str | None:
+    """An Excel cell as the text the partner meant (integral numbers without '.0', dates as ISO)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _xlsx_text(data: bytes, fmt, columns: list[str]) -> pd.DataFrame:
+    cells = pd.read_excel(io.BytesIO(data), sheet_name=fmt.sheet or 0, header=None, dtype=object, engine="calamine")
+    if fmt.skip_rows is not None:
+        header = fmt.skip_rows
+    else:  # the first row that holds every mapped column name (a title block sits above it)
+        names = cells.head(100).map(_cell_text)
+        header = next(i for i in range(min(len(cells), 100)) if set(columns) <= set(names.iloc[i].dropna()))
+    names = [_cell_text(v) for v in cells.iloc[header]]
+    body = cells.iloc[header + 1:].set_axis(names, axis=1).loc[:, columns]
+    return pd.DataFrame({c: pd.array([_cell_text(v) for v in body[c]], dtype="str") for c in columns})
+
+
+def fetch_api(source: Source) -> tuple[str, str, pd.DataFrame]:
+    """Every page of a partner API over one kept-alive connection; sha256 over the page bodies."""
+    location = source.location
+    url = urlsplit(location.url)
+    headers = {"Accept": "application/json"}
+    if location.auth is not None:
+        token = os.environ[location.auth.token_env]
+        headers |= {"Authorization": f"Bearer {token}"} if location.auth.type == "bearer" else {location.auth.header: token}
+    pagination = location.pagination
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=location.read_timeout_s)
+    digest, records, page, cursor = hashlib.sha256(), [], 0, None
+    try:
+        while True:
+            params = {pagination.size_param: pagination.page_size}
+            if isinstance(pagination, PagePagination):
+                params[pagination.page_param] = pagination.first_page + page
+            elif cursor is not None:
+                params[pagination.cursor_param] = cursor
+            connection.request("GET", f"{url.path}?{urlencode(params)}", headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{location.url}: HTTP {response.status} on page {page + 1}")
+            digest.update(body)
+            document = json.loads(body)
+            batch = document[pagination.records_key]
+            records.extend(batch)
+            page += 1
+            if isinstance(pagination, PagePagination):
+                if len(batch) < pagination.page_size:
+                    break
+            else:
+                cursor = document.get(pagination.next_cursor_key)
+                if not cursor:
+                    break
+    finally:
+        connection.close()
+    frame = pd.DataFrame.from_records(records, columns=list(source.columns))
+    text = {}
+    for column in source.columns:
+        values = frame[column].astype("str").str.strip()
+        text[column] = values.where(values != "")
+    return location.url, digest.hexdigest(), _numbered(pd.DataFrame(text, index=frame.index), drop_blank=False)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _blank_to_na(text: pd.Series) -> pd.Series:
+    text = text.astype("str").str.strip()
+    return text.where(text != "")
+
+
+def _identifier(text: pd.Series) -> pd.Series:
+    return _blank_to_na(text.str.replace(_SEPARATORS, "", regex=True).str.upper())
+
+
+def _matches(text: pd.Series, pattern: str) -> np.ndarray:
+    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+
+
+def _label_key(text: pd.Series) -> pd.Series:
+    return text.str.replace(_SPACES, " ", regex=True).str.strip().str.lower()
+
+
+def parse_dates(text: pd.Series, source_ids: pd.Series, region: Region) -> pd.Series:
+    """Per source's date format, else ISO; each distinct value is parsed once."""
+    text = text.str.replace(_MIDNIGHT, "", regex=True)
+    out = np.full(len(text), np.datetime64("NaT", "ns"))
+    for source_id in source_ids.unique():
+        rows = (source_ids == source_id).to_numpy()
+        date_format = region.sources[source_id].date_format
+        codes, distinct = pd.factorize(text[rows])
+        distinct = pd.Series(distinct, dtype="str")
+        dates = pd.to_datetime(distinct, format=date_format, errors="coerce")
+        if date_format != "%Y-%m-%d":
+            dates = dates.fillna(pd.to_datetime(distinct, format="%Y-%m-%d", errors="coerce"))
+        dates = dates.where(dates.between(pd.Timestamp.min, pd.Timestamp.max))  # what datetime64[ns] holds
+        out[rows] = np.append(dates.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))[codes]
+    return pd.Series(out, index=text.index)
+
+
+def parse_codes(text: pd.Series, name: str, source_ids: pd.Series, region: Region) -> pd.Series:
+    codelist = CODELIST_OF_FIELD[name]
+    canonical = canonical_codes(codelist)
+    labels = _label_key(text)
+    widths = {len(code) for code in canonical if code.isdigit()}
+    if len(widths) == 1:
+        digits = labels.str.fullmatch(r"\d+").fillna(False).astype(bool)
+        labels = labels.where(~digits, labels.str.zfill(widths.pop()))
+    out = pd.Series(pd.NA, index=text.index, dtype="str")
+    for source_id in source_ids.unique():
+        rows = (source_ids == source_id).to_numpy()
+        mapping = {code: code for code in canonical} | region.codelists.get(codelist, {})
+        mapping |= region.sources[source_id].codes.get(name, {})
+        lookup = {" ".join(label.split()).lower(): code for label, code in mapping.items()}
+        out[rows] = labels[rows].map(lookup)
+    return out
+
+
+def parse(dataset: str, raw: pd.DataFrame, region: Region) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Typed columns, and per field the rows whose value is present but does not parse."""
+    typed, failed = {}, {}
+    for name, kind in FIELDS[dataset].items():
+        text = _blank_to_na(raw[name])
+        if kind == DATE:
+            value = parse_dates(text, raw["source_id"], region)
+        elif kind in (INT, DEC):
+            number = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+            value = number.where((number == number.round()) & (number.abs() < 2**53)).astype("Int64") if kind == INT \
+                else number.astype("float64")
+        elif kind == BOOL:
+            value = text.str.lower().map(TRUE_FALSE).astype("boolean")
+        elif kind == CODE:
+            value = parse_codes(text, name, raw["source_id"], region)
+        elif kind == BSN:
+            value = _identifier(text)
+            value = value.where(~_matches(value, r"\d{8}"), value.str.zfill(9))
+        elif kind == IDENT:
+            value = _identifier(text)
+        elif kind == POSTCODE:
+            value = _identifier(text).str.replace(r"^NL", "", regex=True)
+        elif kind == GEMEENTE:
+            value = _identifier(text)
+            value = value.where(~_matches(value, r"\d{4}"), "GM" + value)
+        elif kind == SCHOOLJAAR:
+            value = _blank_to_na(text.str.replace(r" *[/\-] *", "-", regex=True))
+        else:
+            value = text
+        typed[name] = value
+        if kind in (DATE, INT, DEC, BOOL, CODE):
+            failed[name] = (text.notna() & value.isna()).to_numpy()
+    return pd.DataFrame(typed, index=raw.index), failed
+
+
+def elfproef_remainder(values: pd.Series) -> np.ndarray:
+    """Weighted digit sum mod 11 of 9-digit values, -1 for anything else or all zeros."""
+    nine = _matches(values, r"\d{9}")
+    numbers = np.zeros(len(values), dtype=np.int64)
+    numbers[nine] = values[nine].astype("int64").to_numpy()
+    digits = (numbers[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
+    return np.where(nine & (numbers > 0), (digits @ ELFPROEF_WEIGHTS) % 11, -1)
+
+
+def _school_year_start(schooljaar: pd.Series, region: Region) -> pd.Series:
+    return pd.to_datetime(schooljaar.str.slice(0, 4) + "-" + region.calendar.school_year_start, format="%Y-%m-%d",
+                          errors="coerce")
+
+
+def _age(born: pd.Series, on: pd.Series) -> pd.Series:
+    before = (on.dt.month < born.dt.month) | ((on.dt.month == born.dt.month) & (on.dt.day < born.dt.day))
+    return on.dt.year - born.dt.year - before.astype("Int64")
+
+
+def rule_masks(dataset: str, typed: pd.DataFrame, region: Region, e: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Rule -> rows that break it; a missing value breaks only ``required`` and ``one_identifier``."""
+    masks: dict[str, np.ndarray] = {}
+    present = {name: typed[name].notna().to_numpy() for name in typed}
+    for name in REQUIRED[dataset]:
+        masks[f"required:{name}"] = ~present[name]
+    identifiers = IDENTIFIERS.get(dataset, ("bsn", "onderwijsnummer"))
+    masks["one_identifier"] = sum(present[name].astype(int) for name in identifiers) != 1
+    if "bsn" in typed:
+        masks["bsn_elfproef"] = present["bsn"] & (elfproef_remainder(typed["bsn"]) != 0)
+    if "onderwijsnummer" in typed:
+        onr = typed["onderwijsnummer"]
+        masks["onderwijsnummer_valid"] = present["onderwijsnummer"] & ~(
+            onr.str.startswith("10").fillna(False).to_numpy(dtype=bool) & (elfproef_remainder(onr) == 5))
+    for name, pattern in PATTERNS.items():
+        if name in typed:
+            masks[f"format:{name}"] = present[name] & ~_matches(typed[name], pattern)
+    if "postcode" in typed:
+        masks["postcode_letters"] = typed["postcode"].str.slice(4).isin(["SA", "SD", "SS"]).to_numpy(dtype=bool)
+    known = known_schools()
+    for name in SCHOOLS:
+        if name in typed:
+            masks[f"known_school:{name}"] = _matches(typed[name], PATTERNS[name]) & ~typed[name].isin(known).to_numpy()
+    if "schooljaar" in typed:
+        year = typed["schooljaar"]
+        shaped = _matches(year, r"\d{4}-\d{4}")
+        first = pd.to_numeric(year.str.slice(0, 4).where(shaped), errors="coerce").to_numpy()
+        second = pd.to_numeric(year.str.slice(5, 9).where(shaped), errors="coerce").to_numpy()
+        masks["schooljaar_format"] = present["schooljaar"] & ~(shaped & (second == first + 1))
+    for name in HOURS:
+        if name in typed:
+            masks[f"hours_range:{name}"] = present[name] & ~typed[name].between(0, 40).fillna(False).to_numpy(dtype=bool)
+    for name in MOJIBAKE_FIELDS:
+        if name in typed:
+            masks[f"mojibake:{name}"] = typed[name].str.contains("Ã|Â|â€", regex=True).fillna(False).to_numpy(dtype=bool)
+    cutoff = min(pd.Timestamp(dt.datetime.now(AMSTERDAM).date()), e)  # delivered tonight: fetched_at's day
+    dates = [name for name, kind in FIELDS[dataset].items() if kind == DATE]
+    for name in dates:
+        masks[f"not_in_future:{name}"] = (typed[name] > cutoff).to_numpy(dtype=bool)
+    for name, bound, years in DATE_ORDER.get(dataset, []):
+        limit = (_school_year_start(typed[bound], region) - pd.DateOffset(years=years)) if bound == "schooljaar" \
+            else typed[bound]
+        masks[f"date_order:{name}"] = (typed[name] < limit).to_numpy(dtype=bool)
+    if dataset in AGE_RANGE:
+        at, youngest, oldest = AGE_RANGE[dataset]
+        on = _school_year_start(typed[at], region) if at == "schooljaar" else typed[at]
+        age = _age(typed["geboortedatum"], on)
+        masks["birthdate_plausible"] = (~age.between(youngest, oldest)).fillna(False).to_numpy(dtype=bool)
+    if dataset == "po_transfers":
+        final, first = typed["definitief_advies"].map(ADVICE_RANK), typed["voorlopig_advies"].map(ADVICE_RANK)
+        masks["advice_not_lowered"] = (final < first).to_numpy(dtype=bool)
+    return masks
+
+
+def duplicate_rows(raw: pd.DataFrame, fields: list[str]) -> np.ndarray:
+    """Later exact copies (delivered text) of a row of the same delivery: a 64-bit hash, then exact on candidates."""
+    keys = raw.loc[:, ["source_id", "delivery", *fields]]
+    candidates = pd.util.hash_pandas_object(keys, index=False).duplicated(keep=False).to_numpy()
+    duplicated = np.zeros(len(raw), dtype=bool)
+    duplicated[candidates] = keys.loc[candidates].duplicated(keep="first").to_numpy()
+    return duplicated
+
+
+def validate(dataset: str, raw: pd.DataFrame, region: Region, e: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid typed rows with provenance and ``buiten_regio``, quarantine: one row per failing row and rule)."""
+    fields = list(FIELDS[dataset])
+    # A delivery whose required field is empty in every row breaks the contract as a whole.
+    filled = raw.loc[:, list(REQUIRED[dataset])].notna().groupby([raw["source_id"], raw["delivery"]]).transform("any")
+    accepted = raw.loc[filled.all(axis=1).to_numpy()].reset_index(drop=True)
+
+    typed, failed = parse(dataset, accepted, region)
+    masks = rule_masks(dataset, typed, region, e)
+    masks |= {f"parse:{name}": rows for name, rows in failed.items()}
+    masks["duplicate_row"] = duplicate_rows(accepted, fields)
+    bad = np.logical_or.reduce(list(masks.values()))
+
+    valid = typed.loc[~bad].assign(**{name: accepted.loc[~bad, name] for name in PROVENANCE})
+    if "woongemeente_code" in valid:
+        code = valid["woongemeente_code"]
+        valid["buiten_regio"] = (~code.isin(region.gemeente_codes)).astype("boolean").where(code.notna())
+    rules = np.array(list(masks), dtype=object)
+    matrix = np.column_stack(list(masks.values()))
+    rows, which = np.nonzero(matrix)
+    rejects = accepted.loc[rows, list(PROVENANCE)].reset_index(drop=True).assign(rule=rules[which])
+    return valid.reset_index(drop=True), rejects
+
+
+# --------------------------------------------------------------------------- link
+
+
+@dataclass
+class Linked:
+    """Validated tables with an integer ``pupil`` id (pd.factorize of the pupil key), and the pupils."""
+
+    tables: dict[str, pd.DataFrame]
+    pupils: pd.DataFrame  # one row per pupil id, conflicts left out
+    conflicts: pd.DataFrame
+    conflicted: np.ndarray  # bool per pupil id
+    ids: int  # pupil ids are 0 .. ids - 1 (absence-only identities included)
+
+
+IDENTITY_SOURCES = ("vo_enrolment", "po_transfers", "mbo_outflow", "youth_care_waitlist")  # best first
+RECENCY = {"vo_enrolment": "inschrijfdatum", "po_transfers": "aanmelddatum", "mbo_outflow": "status_datum",
+           "youth_care_waitlist": "aanmelddatum"}
+IDENTITY = ("bsn", "onderwijsnummer", "geboortedatum", "voornaam", "tussenvoegsel", "achternaam", "postcode",
+            "woongemeente_code", "buiten_regio")
+
+
+def pupil_keys(frame: pd.DataFrame) -> pd.Series:
+    bsn = frame["bsn"] if "bsn" in frame else pd.Series(pd.NA, index=frame.index, dtype="str")
+    onr = frame["onderwijsnummer"] if "onderwijsnummer" in frame else pd.Series(pd.NA, index=frame.index, dtype="str")
+    return ("bsn:" + bsn).fillna("onr:" + onr)
+
+
+def _active(enrolment: pd.DataFrame, e: pd.Timestamp) -> np.ndarray:
+    return ((enrolment["inschrijfdatum"] <= e) & (enrolment["uitschrijfdatum"].isna()
+                                                   | (enrolment["uitschrijfdatum"] > e))).to_numpy(dtype=bool)
+
+
+def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
+    keys = {name: pupil_keys(frame) for name, frame in valid.items()}
+    codes, uniques = pd.factorize(pd.concat(list(keys.values()), ignore_index=True))
+    bounds = np.cumsum([0, *(len(k) for k in keys.values())])
+    tables = {name: frame.assign(pupil=codes[bounds[i]:bounds[i + 1]])
+              for i, (name, frame) in enumerate(valid.items())}
+    tables = {name: frame.loc[frame["pupil"].to_numpy() >= 0] for name, frame in tables.items()}
+    n = len(uniques)
+
+    parts = []
+    for priority, name in enumerate(IDENTITY_SOURCES):
+        frame = tables[name]
+        part = frame.loc[:, ["pupil", *(c for c in IDENTITY if c in frame)]]
+        parts.append(part.assign(priority=priority, recency=frame[RECENCY[name]]))
+    rows = pd.concat(parts, ignore_index=True)
+
+    dated = rows.loc[rows["geboortedatum"].notna(), ["pupil", "geboortedatum"]].drop_duplicates()
+    two_birthdates = np.bincount(dated["pupil"].to_numpy(), minlength=n) > 1
+    enrolment = tables["vo_enrolment"]
+    active = enrolment.loc[_active(enrolment, e), ["pupil", "vo_brin6"]].drop_duplicates()
+    two_schools = np.bincount(active["pupil"].to_numpy(), minlength=n) > 1
+    conflicted = two_birthdates | two_schools
+    conflicts = pd.DataFrame({"pupil_key": np.concatenate([uniques[two_birthdates], uniques[two_schools]]),
+                              "rule": ["conflicting_birthdate"] * int(two_birthdates.sum())
+                              + ["conflicting_enrolment"] * int(two_schools.sum())})
+
+    # Best source first, most recent first; groupby.first() takes the first non-missing value per
+    # field, so gaps in the best row are filled from the next ones.
+    rows = rows.loc[~conflicted[rows["pupil"].to_numpy()]]
+    rows = rows.sort_values(["pupil", "priority", "recency"], ascending=[True, True, False], na_position="last",
+                            kind="stable")
+    pupils = rows.drop(columns=["priority", "recency"]).groupby("pupil", sort=True).first()
+    for i, name in enumerate(IDENTITY_SOURCES):
+        pupils[f"in_{name}"] = np.bincount(tables[name]["pupil"].to_numpy(), minlength=n)[pupils.index] > 0
+    current = (enrolment.loc[_active(enrolment, e)].sort_values(["pupil", "inschrijfdatum"], kind="stable")
+               .drop_duplicates("pupil", keep="last").set_index("pupil"))
+    for name in ("vo_brin6", "onderwijsniveau", "leerjaar"):
+        pupils[name] = current[name].reindex(pupils.index)
+    pupils["buiten_regio"] = pupils["buiten_regio"].fillna(False).astype(bool)
+    pupils.insert(0, "pupil_key", uniques[pupils.index.to_numpy()])
+    return Linked(tables, pupils.reset_index(), conflicts, conflicted, n)
+
+
+# --------------------------------------------------------------------------- outputs: handovers
+
+CONSENT_FIELDS = ("ondersteuning_details", "jeugdhulp_betrokken", "opp_instemming_datum")
+ADVICE_LABELS = {"pro": "PRO", "vso": "VSO", "vmbo_b": "VMBO BL", "vmbo_b_k": "VMBO BL-KL", "vmbo_k": "VMBO KL",
+                 "vmbo_k_gt": "VMBO KL-GT", "vmbo_gt": "VMBO GT", "vmbo_gt_havo": "VMBO GT-HAVO", "havo": "HAVO",
+                 "havo_vwo": "HAVO/VWO", "vwo": "VWO"}
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates dd-mm-jjjj (each distinct date formatted once), booleans ja/nee."""
+    out = {}
+    for name, column in frame.items():
+        if pd.api.types.is_datetime64_any_dtype(column):
+            codes, distinct = pd.factorize(column)
+            shown = np.append(pd.DatetimeIndex(distinct).strftime("%d-%m-%Y").to_numpy(dtype=object), None)
+            out[name] = pd.array(shown[codes], dtype="str")
+        elif isinstance(column.dtype, pd.BooleanDtype) or column.dtype == bool:
+            out[name] = column.map({True: "ja", False: "nee"}).astype("str")
+        else:
+            out[name] = column
+    return pd.DataFrame(out, index=frame.index)
+
+
+def write_per_group(frame: pd.DataFrame, by: list[str], folder: Path, stem: str) -> int:
+    """One CSV (UTF-8 with BOM, ';') per group in ``folder/<by...>/<stem>.csv``; returns the files written."""
+    shown = _display(frame.drop(columns=by))
+    files = 0
+    for key, rows in shown.groupby([frame[name] for name in by], sort=True):
+        target = folder.joinpath(*(str(part) for part in key))
+        target.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(target / f"{stem}.csv", sep=";", index=False, encoding="utf-8-sig", lineterminator="\r\n")
+        files += 1
+    return files
+
+
+def _consent(frame: pd.DataFrame) -> pd.Series:
+    return frame["toestemming_ouders"].fillna(False).astype(bool) & frame["toestemming_datum"].notna()
+
+
+def _latest(frame: pd.DataFrame, by: list[str], order: list[str]) -> pd.DataFrame:
+    ordered = frame.sort_values([*order, "delivery", "delivery_row"], kind="stable", na_position="first")
+    return ordered.drop_duplicates(by, keep="last")
+
+
+def po_vo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+    po = linked.tables["po_transfers"]
+    po = po.loc[po["vo_brin6"].notna() & po["aanmelddatum"].notna() & ~linked.conflicted[po["pupil"].to_numpy()]]
+    latest = po.groupby(["pupil", "schooljaar"])["aanmelddatum"].transform("max")
+    po = po.loc[po["aanmelddatum"] == latest]
+    ambiguous = po.groupby(["pupil", "schooljaar"])["vo_brin6"].transform("nunique") > 1
+    rows = _latest(po.loc[~ambiguous], ["pupil", "schooljaar"], [])
+    consent = _consent(rows)
+    cluster = rows["cluster"].str.strip().str.lower().str.removeprefix("cluster").str.strip().isin(["1", "2"])
+    tlv_due = pd.to_datetime(rows["schooljaar"].str[:4] + "-" + region.calendar.tlv_deadline, format="%Y-%m-%d") <= e
+    signals = pd.DataFrame({
+        "TLV_ONTBREEKT": rows["definitief_advies"].isin(["pro", "vso"]) & ~cluster
+        & ~(rows["tlv_soort"].notna() & rows["tlv_datum"].notna()) & tlv_due,
+        "OPP_ZONDER_INSTEMMING": rows["opp"].fillna(False).astype(bool) & rows["opp_instemming_datum"].isna(),
+        "CLUSTER_LANDELIJK": cluster,
+    })
+    signal_text = pd.Series("", index=rows.index, dtype="str")
+    for code in signals:  # a signal derived from a consent-gated field is shown only with consent
+        shown = signals[code] & (consent if code == "OPP_ZONDER_INSTEMMING" else True)
+        signal_text = signal_text + np.where(shown.to_numpy(dtype=bool), code + ", ", "")
+    table = rows.assign(
+        **{name: rows[name].where(consent) for name in CONSENT_FIELDS},
+        **{name: rows[name].map(ADVICE_LABELS).fillna(rows[name]) for name in
+           ("voorlopig_advies", "toets_advies", "definitief_advies")},
+        reden_leeg=pd.Series("geen toestemming", index=rows.index, dtype="str").where(~consent),
+        signalen=signal_text.str.removesuffix(", ").replace("", pd.NA),
+    )
+    columns = ["schooljaar", "vo_brin6", "bsn", "onderwijsnummer", "voornaam", "tussenvoegsel", "achternaam",
+               "geboortedatum", "postcode", "ouder_email", "ouder_telefoon", "po_brin6", "aanmelddatum",
+               "voorlopig_advies", "toets_advies", "definitief_advies", "ondersteuningsbehoefte", "opp",
+               "opp_instemming_datum", "arrangement", "tlv_soort", "tlv_datum", "cluster", "toestemming_ouders",
+               "toestemming_datum", "ondersteuning_details", "jeugdhulp_betrokken", "reden_leeg", "signalen"]
+    table = table.sort_values(["schooljaar", "vo_brin6", "achternaam", "voornaam"], kind="stable").loc[:, columns]
+    write_per_group(table, ["schooljaar", "vo_brin6"], folder, "overdracht")
+    counts = signals.astype(int).assign(schooljaar=rows["schooljaar"], school=rows["vo_brin6"], leerlingen=1)
+    for year, group in counts.groupby("schooljaar"):
+        group.drop(columns="schooljaar").groupby("school").sum().to_csv(
+            folder / str(year) / "swv_signalen.csv", sep=";", encoding="utf-8-sig")
+    return len(table)
+
+
+def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+    flow = linked.tables["mbo_outflow"]
+    flow = flow.loc[flow["mbo_brin"].notna() & ~linked.conflicted[flow["pupil"].to_numpy()]]
+    rows = _latest(flow, ["pupil", "mbo_brin", "crebo"], ["status_datum"])
+    po = linked.tables["po_transfers"]
+    support = ["ondersteuningsbehoefte", "opp", "opp_instemming_datum", "arrangement", "toestemming_ouders",
+               "toestemming_datum", "ondersteuning_details", "jeugdhulp_betrokken"]
+    dossier = _latest(po, ["pupil"], ["schooljaar", "aanmelddatum"]).set_index("pupil")[support]
+    enrolment = _latest(linked.tables["vo_enrolment"], ["pupil"], ["inschrijfdatum"]).set_index("pupil")
+    pupil = rows["pupil"].to_numpy()
+    joined = rows.drop(columns=[c for c in support if c in rows]).assign(
+        **{name: dossier[name].reindex(pupil).to_numpy() for name in support},
+        **{name: enrolment[name].reindex(pupil).to_numpy() for name in ("voornaam", "tussenvoegsel", "achternaam")},
+        has_dossier=np.isin(pupil, dossier.index.to_numpy()),
+    )
+    month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
+    applied = joined["aanmelddatum"].fillna(e)
+    ends = applied.dt.year + ((applied.dt.month * 100 + applied.dt.day) >= month * 100 + day).astype("int64")
+    joined["jaar"] = joined["uitstroomdatum"].dt.year.astype("Int64").fillna(ends.astype("Int64")).astype("str")
+    consent = _consent(joined)
+    reason = pd.Series("geen gegevens", index=joined.index, dtype="str").where(~joined["has_dossier"], "geen toestemming")
+    table = joined.assign(**{name: joined[name].where(consent) for name in CONSENT_FIELDS},
+                          vo_niveau=joined["vo_niveau"].map(ADVICE_LABELS).fillna(joined["vo_niveau"]),
+                          reden_leeg=reason.where(~consent))
+    columns = ["jaar", "mbo_brin", "bsn", "onderwijsnummer", "voornaam", "tussenvoegsel", "achternaam",
+               "geboortedatum", "vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum", "crebo",
+               "mbo_niveau", "vva_status", "status_datum", *support, "reden_leeg"]
+    table = table.sort_values(["jaar", "mbo_brin", "achternaam", "voornaam"], kind="stable").loc[:, columns]
+    write_per_group(table, ["jaar", "mbo_brin"], folder, "overdracht")
+    return len(table)
+
+
+# --------------------------------------------------------------------------- outputs: alerts
+
+EPOCH_MONDAY = np.datetime64("1970-01-05", "D")
+
+
+class Weeks:
+    """School weeks: Monday-Friday weeks not wholly inside a holiday, numbered consecutively."""
+
+    def __init__(self, region: Region, e: pd.Timestamp) -> None:
+        days = [np.arange(np.datetime64(h.start, "D"), np.datetime64(h.end, "D") + 1) for h in region.calendar.holidays]
+        holiday = np.concatenate([np.array([], dtype="datetime64[D]"), *days])
+        mondays = np.unique(monday(holiday))
+        inside = np.all([np.isin(mondays + k, holiday) for k in range(5)], axis=0) if len(mondays) else np.array([], bool)
+        self.holidays = mondays[inside]
+        day = np.datetime64(e.date(), "D")
+        last = monday(np.array([day]))[0]
+        last -= 7 if last + 4 >= day else 0
+        weeks = []
+        while len(weeks) < 4:
+            if not np.isin(last, self.holidays):
+                weeks.append(last)
+            last -= 7
+        self.window = np.array(weeks[::-1])  # the last 4 complete school weeks, oldest first
+        self.last = self.window[-1]
+
+    def number(self, mondays: np.ndarray) -> np.ndarray:
+        return (mondays - EPOCH_MONDAY).astype(np.int64) // 7 - np.searchsorted(self.holidays, mondays)
+
+    def since(self, start: np.ndarray) -> np.ndarray:
+        return np.clip(self.number(np.array([self.last]))[0] - self.number(monday(start + 2)) + 1, 0, None)
+
+
+def monday(days: np.ndarray) -> np.ndarray:
+    days = np.asarray(days, dtype="datetime64[D]")
+    return days - (days.astype(np.int64) + 3) % 7
+
+
+def _school_year(days: np.ndarray, region: Region) -> np.ndarray:
+    month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
+    stamps = pd.DatetimeIndex(days)
+    return (stamps.year - ((stamps.month * 100 + stamps.day) < month * 100 + day)).to_numpy()
+
+
+def _on(year: np.ndarray, month_day: str) -> np.ndarray:
+    return pd.to_datetime(pd.Series(year).astype("str") + "-" + month_day, format="%Y-%m-%d").to_numpy(dtype="datetime64[D]")
+
+
+def alert_rules(linked: Linked, region: Region, e: pd.Timestamp) -> pd.DataFrame:
+    """The reasons of docs/alerts.md, vectorised over integer pupil ids; one row per (pupil, reason)."""
+    pupils = linked.pupils
+    n = linked.ids
+    known = np.zeros(n, dtype=bool)
+    known[pupils["pupil"].to_numpy()] = True
+    day = np.datetime64(e.date(), "D")
+    weeks = Weeks(region, e)
+
+    enrolment = linked.tables["vo_enrolment"]
+    ep = enrolment["pupil"].to_numpy()
+    active = np.zeros(n, dtype=bool)
+    active[ep[_active(enrolment, e)]] = True
+    exempt = np.zeros(n, dtype=bool)
+    exempt[ep[enrolment["vrijstelling"].notna().to_numpy()]] = True
+    flow = linked.tables["mbo_outflow"]
+    fp = flow["pupil"].to_numpy()
+    in_outflow = np.zeros(n, dtype=bool)
+    in_outflow[fp] = True
+    sq = np.zeros(n, dtype=bool)
+    sq[fp[(flow["vo_diploma"].fillna(False).astype(bool) & flow["vo_niveau"].isin(["havo", "vwo", "havo_vwo"])).to_numpy()]] = True
+
+    born = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    born[pupils["pupil"].to_numpy()] = pupils["geboortedatum"].to_numpy(dtype="datetime64[D]")
+    b = pd.DatetimeIndex(born)
+    age = (e.year - b.year - ((e.month * 100 + e.day) < (b.month * 100 + b.day))).to_numpy(dtype=float)
+    after = _school_year(np.array([day]), region)[0] > _school_year(born, region) + 16
+    started = (day.astype("datetime64[M]").astype(np.int64)) >= born.astype("datetime64[M]").astype(np.int64) + 61
+    unknown = np.isnat(born)
+    swv = unknown | (started & ~after) | (after & (age < 18) & ~sq)
+    dsp = ~unknown & (age >= 18) & (age <= 22) & ~sq
+    scope = np.where(swv, "SWV", np.where(dsp, "DOORSTROOMPUNT", ""))
+
+    hits = []
+
+    def hit(reason: str, pupil: np.ndarray, start: np.ndarray) -> None:
+        hits.append(pd.DataFrame({"pupil": np.asarray(pupil, dtype=np.int64), "reason": reason,
+                                  "episode_start": np.asarray(start, dtype="datetime64[D]")}))
+
+    # ABS: an enrolment ended, not active, no vrijstelling, not a leaver, in the SWV's scope.
+    ends = enrolment["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")
+    ended = enrolment.loc[~np.isnat(ends) & (ends <= day)].sort_values("uitschrijfdatum").drop_duplicates("pupil", keep="last")
+    p = ended["pupil"].to_numpy()
+    fires = ~active[p] & ~exempt[p] & ~in_outflow[p] & (scope[p] == "SWV")
+    abs_pupils, abs_start = p[fires], ended["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")[fires]
+    hit("ABS", abs_pupils, abs_start)
+
+    # Unexcused hours per pupil and complete school week.
+    absence = linked.tables["vo_absence"]
+    hours = absence["uren_ongeoorloofd"].to_numpy(dtype=float, na_value=0.0)
+    mondays = monday(absence["week_start"].to_numpy(dtype="datetime64[D]"))
+    keep = (hours > 0) & (mondays <= weeks.last) & ~np.isin(mondays, weeks.holidays)
+    week = (mondays[keep] - EPOCH_MONDAY).astype(np.int64) // 7
+    combined, inverse = np.unique((absence["pupil"].to_numpy()[keep] << 16) | week, return_inverse=True)
+    weekly = pd.DataFrame({"pupil": combined >> 16, "monday": EPOCH_MONDAY + 7 * (combined & 0xFFFF),
+                           "hours": np.bincount(inverse, weights=hours[keep])})
+    weekly["week"] = weeks.number(weekly["monday"].to_numpy(dtype="datetime64[D]"))
+    window = weekly.loc[np.isin(weekly["monday"].to_numpy(dtype="datetime64[D]"), weeks.window)]
+    window = window.groupby("pupil").agg(hours=("hours", "sum"), first=("monday", "min"))
+
+    # LRV: the run of 20-hour weeks ending with the last complete school week is longer than 4 weeks.
+    heavy = weekly.loc[weekly["hours"] >= 20].sort_values(["pupil", "week"], ascending=[True, False])
+    last = weeks.number(np.array([weeks.last]))[0]
+    runs = heavy.loc[(last - heavy["week"]) == heavy.groupby("pupil").cumcount()].groupby("pupil").agg(
+        weeks=("week", "size"), start=("monday", "min"))
+    runs = runs.loc[(runs["weeks"] > 4).to_numpy() & active[runs.index.to_numpy()]]
+    hit("LRV", runs.index.to_numpy(), runs["start"].to_numpy())
+    v16 = window.loc[(window["hours"] >= 16).to_numpy() & active[window.index.to_numpy()] & ~window.index.isin(runs.index)]
+    hit("V16", v16.index.to_numpy(), v16["first"].to_numpy())
+
+    # T3M: ABS or LRV for more than 3 months.
+    limit = np.datetime64((e - pd.DateOffset(months=3)).date(), "D")
+    lrv_start = runs["start"].to_numpy(dtype="datetime64[D]")
+    hit("T3M", np.concatenate([abs_pupils[abs_start < limit], runs.index.to_numpy()[lrv_start < limit]]),
+        np.concatenate([abs_start[abs_start < limit], lrv_start[lrv_start < limit]]))
+
+    # PO_GEEN_VO: a transfer for a school year that has begun, and not active in VO.
+    po = linked.tables["po_transfers"]
+    year = pd.to_numeric(po["schooljaar"].str.slice(0, 4), errors="coerce")
+    po, year = po.loc[year.notna()], year.dropna().astype(np.int64).to_numpy()
+    begins = _on(year, region.calendar.school_year_start)
+    fires = (begins <= day) & ~active[po["pupil"].to_numpy()]
+    first = (pd.DataFrame({"pupil": po["pupil"].to_numpy()[fires], "start": begins[fires]})
+             .sort_values("start", kind="stable").drop_duplicates("pupil", keep="last"))
+    hit("PO_GEEN_VO", first["pupil"].to_numpy(), first["start"].to_numpy())
+
+    # The two MBO rules, on leavers of the current or the previous school year without startkwalificatie.
+    current = _school_year(np.array([day]), region)[0]
+    left = flow["uitstroomdatum"].to_numpy(dtype="datetime64[D]")
+    leaving = np.where(np.isnat(left), current, _school_year(left, region)).astype(np.int64)
+    deadline = _on(leaving + 1, region.calendar.mbo_application_deadline)
+    applied = flow["aanmelddatum"].to_numpy(dtype="datetime64[D]")
+    leavers = pd.DataFrame({"pupil": fp, "deadline": deadline, "count_date": _on(leaving + 1, region.calendar.vsv_count_date),
+                            "in_time": ~np.isnat(applied) & (applied <= deadline),
+                            "enrolled": flow["vva_status"].eq("ingeschreven").fillna(False).to_numpy(dtype=bool),
+                            "left": left, "status": flow["status_datum"].to_numpy(dtype="datetime64[D]")})
+    leavers = leavers.loc[(leaving >= current - 1) & (leaving <= current) & ~sq[fp]]
+    leavers = leavers.sort_values(["left", "status"], na_position="first", kind="stable")
+    flags = leavers.groupby("pupil")[["in_time", "enrolled"]].any()
+    leavers = leavers.drop_duplicates("pupil", keep="last").set_index("pupil").drop(columns=["in_time", "enrolled"]).join(flags)
+    late = leavers.loc[(leavers["deadline"] < day) & ~leavers["in_time"]]
+    hit("MBO_GEEN_AANMELDING", late.index.to_numpy(), late["deadline"].to_numpy())
+    lost = leavers.loc[(leavers["count_date"] <= day) & leavers["in_time"] & ~leavers["enrolled"]]
+    hit("MBO_NIET_INGESCHREVEN", lost.index.to_numpy(), lost["count_date"].to_numpy())
+
+    # JZ_WACHT_VERZUIM: an open waitlist entry older than 14 weeks, active in VO, 8+ hours in the window.
+    wait = linked.tables["youth_care_waitlist"]
+    registered = wait["aanmelddatum"].to_numpy(dtype="datetime64[D]")
+    open_entry = wait["startdatum"].isna().to_numpy() & wait["einddatum"].isna().to_numpy() & ~np.isnat(registered)
+    waiting = pd.Series(registered[open_entry], index=wait["pupil"].to_numpy()[open_entry])
+    waiting = waiting.loc[(day - waiting.to_numpy(dtype="datetime64[D]")).astype(np.int64) > 7 * 14]
+    earliest = waiting.groupby(level=0).min()
+    absent = window["hours"].reindex(earliest.index, fill_value=0.0).to_numpy() >= 8
+    fires = absent & active[earliest.index.to_numpy()]
+    hit("JZ_WACHT_VERZUIM", earliest.index.to_numpy()[fires], earliest.to_numpy()[fires])
+
+    alerts = pd.concat(hits, ignore_index=True)
+    alerts = alerts.loc[known[alerts["pupil"].to_numpy()] & ~linked.conflicted[alerts["pupil"].to_numpy()]]
+    alerts["category"] = scope[alerts["pupil"].to_numpy()]
+    alerts = alerts.loc[alerts["category"] != ""]
+    routed = alerts["category"] == "DOORSTROOMPUNT"
+    dsp_rows = (alerts.loc[routed].groupby("pupil", as_index=False)["episode_start"].min()
+                .assign(reason="DOORSTROOMPUNT", category="DOORSTROOMPUNT"))
+    return pd.concat([alerts.loc[~routed], dsp_rows], ignore_index=True).sort_values(["reason", "pupil"], ignore_index=True)
+
+
+def write_alert_lists(alerts: pd.DataFrame, linked: Linked, region: Region, folder: Path) -> None:
+    """The coordinator's list and one per municipality (its own residents), as CSV; all alerts as Parquet."""
+    people = linked.pupils.set_index("pupil")
+    listed = alerts.join(people[["pupil_key", "bsn", "onderwijsnummer", "voornaam", "tussenvoegsel", "achternaam",
+                                 "geboortedatum", "woongemeente_code", "buiten_regio", "vo_brin6"]], on="pupil")
+    write_parquet(listed, folder / "signalen.parquet")
+    shown = _display(listed.drop(columns=["pupil"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    shown.to_csv(folder / "signalen_thuiszittercoordinator.csv", sep=";", index=False, encoding="utf-8-sig")
+    own = ~listed["buiten_regio"].fillna(False).to_numpy(dtype=bool)
+    for code in region.gemeente_codes:
+        target = folder / "gemeenten" / code
+        target.mkdir(parents=True, exist_ok=True)
+        rows = own & listed["woongemeente_code"].eq(code).fillna(False).to_numpy(dtype=bool)
+        shown.loc[rows].drop(columns=["woongemeente_code", "buiten_regio"]).to_csv(
+            target / f"signalen_{code}.csv", sep=";", index=False, encoding="utf-8-sig")
+
+
+# --------------------------------------------------------------------------- outputs: exports
+
+
+def municipal_exports(linked: Linked, alerts: pd.DataFrame, region: Region, e: pd.Timestamp, folder: Path) -> int:
+    """Per municipality, its residents only: a keyed-pseudonym monitoring table and counts with 1-5 suppressed."""
+    pupils = linked.pupils.loc[~linked.pupils["buiten_regio"]]
+    n = linked.ids
+    absence = linked.tables["vo_absence"]
+    recent = (absence["week_start"] >= e - pd.Timedelta(weeks=4)).to_numpy()
+    hours = np.bincount(absence["pupil"].to_numpy()[recent], weights=absence["uren_ongeoorloofd"].to_numpy()[recent],
+                        minlength=n)
+    wait = linked.tables["youth_care_waitlist"]
+    waiting = np.zeros(n, dtype=bool)
+    waiting[wait["pupil"].to_numpy()[(wait["startdatum"].isna() & wait["einddatum"].isna()).to_numpy()]] = True
+    reasons = alerts.groupby("pupil")["reason"].agg(", ".join)
+    written = 0
+    for code in region.gemeente_codes:
+        own = pupils.loc[pupils["woongemeente_code"].eq(code).fillna(False).to_numpy(dtype=bool)]
+        key = os.environ.get(f"SWV_EXPORT_KEY_{code}", "reference-key-" + code)
+        pseudonym = pd.util.hash_pandas_object(own["pupil_key"], index=False,
+                                               hash_key=hashlib.sha256(key.encode()).hexdigest()[:16])
+        p = own["pupil"].to_numpy()
+        age = e.year - own["geboortedatum"].dt.year
+        monitoring = pd.DataFrame({
+            "pseudoniem": pseudonym.map("{:016x}".format).to_numpy(), "geboortejaar": own["geboortedatum"].dt.year.to_numpy(),
+            "pc4": own["postcode"].str.slice(0, 4).to_numpy(), "vo_brin6": own["vo_brin6"].to_numpy(),
+            "onderwijsniveau": own["onderwijsniveau"].to_numpy(), "uren_ongeoorloofd_4w": hours[p],
+            "wacht_op_jeugdhulp": waiting[p], "signalen": reasons.reindex(p).to_numpy(),
+        })
+        target = folder / code / e.date().isoformat()
+        write_parquet(monitoring, target / "monitoring.parquet")
+        _display(monitoring).to_csv(target / "monitoring.csv", sep=";", index=False, encoding="utf-8-sig")
+        band = pd.cut(age, [0, 12, 14, 16, 18, 200], right=False, labels=["<12", "12-13", "14-15", "16-17", "18+"])
+        counts = pd.crosstab(band.to_numpy(), own["onderwijsniveau"].fillna("onbekend").to_numpy(), margins=True)
+        counts.astype(object).where(~counts.isin(range(1, 6)), "<5").to_csv(
+            target / "aggregaat_per_leeftijd.csv", sep=";", encoding="utf-8-sig")
+        written += len(monitoring)
+    return written
