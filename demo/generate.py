@@ -26,7 +26,7 @@ import pandas as pd
 from demo.population import ADVICE, FORBIDDEN_POSTCODE_LETTERS, RANK, REGION_PUPILS, World, build_world, member
 from demo.render import delivered_path, labels, render_column, render_rows, write_delivery
 from schemas.datasets import canonical_fields, consent_gated_fields
-from settings.region import DATASETS, Region, Source
+from settings.region import DATASETS, AlertThresholds, Region, Source
 
 DEFECT_RATE = 0.015  # share of a dataset's rows that is spoiled, spread evenly over the defect kinds
 FILE_TOKENS = {  # what replaces '*' in a source's path glob, per dataset
@@ -449,6 +449,11 @@ def generate_region(region: Region, sources_dir: Path, truth_path: Path, *, seed
     scale with it. The evaluation date is the region's ``reference_date`` (today when unset, which
     makes the output depend on the day).
     """
+    if region.alerts != AlertThresholds():
+        # The planted situations keep margins to the documented default thresholds; with other
+        # thresholds the truth file would be wrong, so say so instead of writing it.
+        raise ValueError("the demo generator plants alert situations for the default thresholds of "
+                         "docs/alerts.md; remove the 'alerts:' overrides from the region YAML to generate a demo")
     say = progress or (lambda message: None)
     pupils = REGION_PUPILS if pupils is None else pupils
     sources_dir, truth_path = Path(sources_dir), Path(truth_path)

@@ -541,3 +541,18 @@ def test_transfers_are_for_the_coming_school_year_and_mostly_enrolled_where_aang
     joined = transfers.merge(first_year, on="key", suffixes=("_po", "_vo")).dropna(subset=["vo_brin6_po"])
     assert len(joined) > 0.9 * len(transfers)
     assert (joined.vo_brin6_po == joined.vo_brin6_vo).all()
+
+
+def test_a_region_with_other_alert_thresholds_is_refused_rather_than_given_a_wrong_truth(tmp_path):
+    import yaml
+
+    from settings.region import load_region
+
+    from tests.conftest import DEMO_REGION
+
+    data = yaml.safe_load(DEMO_REGION.read_text(encoding="utf-8"))
+    data["alerts"] = {"v16_hours": 12}
+    path = tmp_path / "region.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ValueError, match="default thresholds"):
+        generate_region(load_region(path), tmp_path / "sources", tmp_path / "truth.json", pupils=500)
