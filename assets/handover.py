@@ -65,14 +65,17 @@ VVA_LABELS = {
     "ingeschreven": "ingeschreven",
 }
 
-# Field -> Dutch header, in file order.
-PO_VO_COLUMNS = {
+# Field -> Dutch header, in file order; both files start with who the pupil is.
+IDENTITY_COLUMNS = {
     "bsn": "BSN",
     "onderwijsnummer": "Onderwijsnummer",
     "voornaam": "Roepnaam",
     "tussenvoegsel": "Tussenvoegsel",
     "achternaam": "Achternaam",
     "geboortedatum": "Geboortedatum",
+}
+PO_VO_COLUMNS = {
+    **IDENTITY_COLUMNS,
     "postcode": "Postcode",
     "ouder_email": "E-mail ouder",
     "ouder_telefoon": "Telefoon ouder",
@@ -96,12 +99,7 @@ PO_VO_COLUMNS = {
     "signalen": "Signalen",
 }
 VO_MBO_COLUMNS = {
-    "bsn": "BSN",
-    "onderwijsnummer": "Onderwijsnummer",
-    "voornaam": "Roepnaam",
-    "tussenvoegsel": "Tussenvoegsel",
-    "achternaam": "Achternaam",
-    "geboortedatum": "Geboortedatum",
+    **IDENTITY_COLUMNS,
     "vo_brin6": "VO-school (BRIN)",
     "vo_niveau": "VO-niveau",
     "vo_diploma": "Diploma VO",

@@ -41,6 +41,19 @@ class _CappedRetry(Retry):
         return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
 
 
+def retry_policy(total: int, backoff_factor: float, method: str) -> Retry:
+    """The retry policy of every partner call (pulls and uploads): 429 and 5xx, exponential backoff,
+    Retry-After respected up to a minute; the final status is left to the caller to judge."""
+    return _CappedRetry(
+        total=total,
+        backoff_factor=backoff_factor,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({method}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
 class JsonApi(dg.ConfigurableResource):
     """Pulls every page of a partner's JSON API as one delivery (``HttpLocation`` in the region YAML).
 
@@ -70,14 +83,7 @@ class JsonApi(dg.ConfigurableResource):
         if self._session is None:
             self._session = requests.Session()
             self._session.headers["Accept"] = "application/json"
-        retry = _CappedRetry(
-            total=location.max_retries,
-            backoff_factor=location.backoff_factor,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
+        retry = retry_policy(location.max_retries, location.backoff_factor, "GET")
         replaced = self._session.adapters.get(location.url)
         if replaced is not None:
             replaced.close()

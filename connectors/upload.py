@@ -23,12 +23,10 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
 
 from connectors.export_log import UploadedFile
+from connectors.http_api import retry_policy
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-MAX_RETRY_AFTER_S = 60.0
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -64,14 +62,6 @@ def upload_targets(config: Mapping[str, Mapping | UploadTarget] | None) -> dict[
     return {gemeente: UploadTarget.model_validate(target) for gemeente, target in (config or {}).items()}
 
 
-class _CappedRetry(Retry):
-    """Retry-After is honoured up to a minute: a receiver asking for an hour would stall the night."""
-
-    def get_retry_after(self, response) -> float | None:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
-
-
 class ExportUploader:
     """Uploads files to one target, one session with retries; use as a context manager."""
 
@@ -79,14 +69,7 @@ class ExportUploader:
         self.target = target
         self._headers = _auth_headers(target, environ)
         self._session = requests.Session()
-        retry = _CappedRetry(
-            total=target.max_retries,
-            backoff_factor=target.backoff_factor,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"PUT"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
+        retry = retry_policy(target.max_retries, target.backoff_factor, "PUT")
         self._session.mount(target.url, HTTPAdapter(max_retries=retry))
 
     def __enter__(self) -> ExportUploader:
