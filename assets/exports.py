@@ -643,26 +643,49 @@ def municipal_export(inputs: ExportInputs, *, gemeente: str, evaluation_date: dt
     return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest)
 
 
+def _published_texts(export: MunicipalExport) -> dict[str, pa.Array]:
+    """Every published column's distinct cell texts, by ``table.column``."""
+    texts = {}
+    for name, table in {"monitoring": export.monitoring, **export.aggregates}.items():
+        for column in table.columns:
+            text = table[column].dropna().astype("str")
+            texts[f"{name}.{column}"] = pc.unique(pa.array(text, type=pa.string(), from_pandas=True))
+    return texts
+
+
+def _published_birth_dates(candidates: pa.Array, pupils: pd.DataFrame) -> pa.Array:
+    """The published texts that are a pupil's birth date written as jjjj-mm-dd or dd-mm-jjjj."""
+    births = pa.array(np.unique(as_dates(pupils["geboortedatum"].dropna()).to_numpy(dtype="datetime64[D]")))
+    found = []
+    for pattern, form in ((r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"), (r"^\d{2}-\d{2}-\d{4}$", "%d-%m-%Y")):
+        shaped = candidates.filter(pc.match_substring_regex(candidates, pattern))
+        days = pc.cast(pc.strptime(shaped, format=form, unit="s", error_is_null=True), pa.date32())
+        found.append(shaped.filter(pc.fill_null(pc.is_in(days, value_set=births), False)))
+    return pa.concat_arrays(found)
+
+
 def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[str]:
     """Published columns that contain a BSN, onderwijsnummer, name, full postcode or birth date of a pupil.
 
-    A last line of defence before anything is written: it must always be empty.
+    A last line of defence before anything is written: it must always be empty. It looks up every
+    pupil's identifiers (of the whole region, not only this municipality) in the distinct published
+    texts, once: a hash table of what is published, probed by the identifiers. Birth dates are found
+    the other way round (published texts shaped as a date, parsed, looked up among the birth dates),
+    so no million birth dates are formatted as text per export.
     """
-    names = [pupils[c].dropna().astype("str") for c in ("voornaam", "achternaam") if c in pupils.columns]
-    secrets = pd.concat([
-        pupils["bsn"].dropna().astype("str"), pupils["onderwijsnummer"].dropna().astype("str"), *names,
-        pupils["postcode"].dropna().astype("str").str.replace(" ", "", regex=False),
-        as_dates(pupils["geboortedatum"].dropna()).dt.strftime("%Y-%m-%d"),
-        as_dates(pupils["geboortedatum"].dropna()).dt.strftime("%d-%m-%Y"),
-    ]).unique()
-    # One Arrow value set for every column: pandas' isin rebuilds it per call, which dominated exports.
-    secret_set = pa.array(secrets, type=pa.string())
-    leaks = []
-    for name, table in {"monitoring": export.monitoring, **export.aggregates}.items():
-        for column in table.columns:
-            if pd.api.types.is_datetime64_any_dtype(table[column]):
-                leaks.append(f"{name}.{column} (datum)")
-            elif pc.any(pc.is_in(pa.array(table[column].astype("str"), type=pa.string()), value_set=secret_set)).as_py():
-                leaks.append(f"{name}.{column}")
-    return leaks
-
+    texts = _published_texts(export)
+    published = pc.unique(pa.chunked_array(list(texts.values()), type=pa.string()))
+    names = [pupils[c] for c in ("voornaam", "achternaam") if c in pupils.columns]
+    postcodes = pupils["postcode"].astype("str").str.replace(" ", "", regex=False)
+    secrets = pa.chunked_array(
+        [pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
+         for values in (pupils["bsn"], pupils["onderwijsnummer"], *names, postcodes)], type=pa.string())
+    leaked = pa.concat_arrays([pc.unique(secrets.filter(pc.is_in(secrets, value_set=published))),
+                               _published_birth_dates(published, pupils)])
+    tables = {"monitoring": export.monitoring, **export.aggregates}
+    problems = [f"{name}.{column} (datum)" for name, table in tables.items()
+                for column in table.columns if pd.api.types.is_datetime64_any_dtype(table[column])]
+    if len(leaked):
+        problems += [column for column, values in texts.items()
+                     if pc.any(pc.is_in(values, value_set=leaked)).as_py()]
+    return problems

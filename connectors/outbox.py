@@ -31,11 +31,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors import xlsx
 from connectors.atomic import atomic_path, atomic_write_bytes
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_FIXED_XLSX_TIME = dt.datetime(2000, 1, 1)
 
 
 def safe_segment(value: str) -> str:
@@ -76,42 +76,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
-    """A workbook a school administrator can use directly: frozen header, filters, widths, dd-mm-jjjj dates.
-
-    Written with xlsxwriter in constant-memory mode (rows streamed, several times faster than
-    openpyxl for the national scale); text is never turned into formulas, numbers or links.
-    """
-    import xlsxwriter
-
-    display = neutralise(frame)
-    for column in display.columns:
-        if pd.api.types.is_bool_dtype(display[column]):
-            display[column] = display[column].map({True: "ja", False: "nee"})
-    buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {
-        "constant_memory": True, "in_memory": True, "default_date_format": "dd-mm-yyyy",
-        "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
-    })
-    workbook.set_properties({"created": _FIXED_XLSX_TIME})
-    sheet_ = workbook.add_worksheet(sheet[:31])
-    date_columns = {i for i, c in enumerate(display.columns) if pd.api.types.is_datetime64_any_dtype(display[c])}
-    for index, column in enumerate(display.columns):
-        values = display[column].astype("str").str.len().fillna(0)
-        width = max(len(str(column)), int(values.max()) if len(values) else 0, 10 if index in date_columns else 0)
-        sheet_.set_column(index, index, min(60, width + 2))
-    sheet_.freeze_panes(1, 0)
-    if len(display.columns):
-        sheet_.autofilter(0, 0, max(1, len(display)), len(display.columns) - 1)
-    sheet_.write_row(0, 0, list(display.columns), workbook.add_format({"bold": True}))
-    columns = [
-        display[c].dt.to_pydatetime() if i in date_columns else display[c].astype(object).to_numpy()
-        for i, c in enumerate(display.columns)
-    ]
-    for number, row in enumerate(zip(*columns), start=1):
-        sheet_.write_row(number, 0, [None if v is None or v is pd.NaT or (isinstance(v, float) and v != v) or v is pd.NA
-                                     else v for v in row])
-    workbook.close()
-    return buffer.getvalue()
+    """A workbook a school administrator can use directly: frozen header, filters, widths, dd-mm-jjjj
+    dates, ja/nee; formula-like text neutralised as in the CSV (``connectors.xlsx`` writes it)."""
+    return xlsx.xlsx_bytes(neutralise(frame), sheet)
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:

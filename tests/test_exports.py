@@ -448,3 +448,44 @@ def test_the_manifest_carries_period_legal_basis_and_stale_sources():
     assert export.grondslag("monitoring.csv").startswith("Wet passend onderwijs")
     assert export.grondslag("aggregaat_per_school.xlsx") == "geanonimiseerd, geen persoonsgegevens"
     assert set(export.manifest["tabellen"]) == {name.rsplit(".", 1)[0] for name in export.files}
+
+
+# -- the privacy guard: the last line of defence before anything is written -------------------------
+
+
+def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published_cell():
+    from assets.exports import leaked_identifiers
+
+    region = REGION_POOL[:2]
+    inputs = build_inputs([Pupil(home=g, by_bsn=i % 2 == 0) for i, g in enumerate(list(region) * 3)], region)
+    export = export_for(inputs, region[0])
+    assert leaked_identifiers(export, inputs.pupils) == []
+
+    pupil = inputs.pupils.iloc[1]
+    born = pd.Timestamp(pupil["geboortedatum"])
+    other = inputs.pupils.loc[inputs.pupils["woongemeente_code"] == region[1]].iloc[0]  # another municipality's pupil
+    monitoring = export.monitoring.copy()
+    monitoring.loc[0, "vo_brin6"] = other["bsn"] if pd.notna(other["bsn"]) else other["onderwijsnummer"]
+    monitoring.loc[0, "pc4"] = pupil["postcode"].replace(" ", "")
+    monitoring.loc[0, "open_signalen"] = born.strftime("%d-%m-%Y")
+    monitoring.loc[0, "productcategorie"] = pupil["achternaam"]
+    aggregates = dict(export.aggregates)
+    first = next(iter(aggregates))
+    table = aggregates[first].copy()
+    table.iloc[0, 0] = born.strftime("%Y-%m-%d")
+    aggregates[first] = table
+    leaking = replace(export, monitoring=monitoring, aggregates=aggregates)
+
+    assert sorted(leaked_identifiers(leaking, inputs.pupils)) == sorted([
+        "monitoring.vo_brin6", "monitoring.pc4", "monitoring.open_signalen", "monitoring.productcategorie",
+        f"{first}.{table.columns[0]}",
+    ])
+
+
+def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birth_date_passes():
+    from assets.exports import leaked_identifiers
+
+    inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:1])
+    export = export_for(inputs, "GM0118")
+    monitoring = export.monitoring.assign(open_signalen="01-01-1900", peildatum=pd.Timestamp(E))
+    assert leaked_identifiers(replace(export, monitoring=monitoring), inputs.pupils) == ["monitoring.peildatum (datum)"]
