@@ -7,6 +7,7 @@ stays two identities; that is the safe error.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -36,21 +37,19 @@ def identity_rows(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
             continue
         part = frame.loc[:, [c for c in _IDENTITY_FIELDS if c in frame.columns]].copy()
         part["pupil_key"] = pupil_key(frame)
-        part["dataset"] = name
         part["priority"] = priority
         part["recency"] = frame[_RECENCY[name]] if _RECENCY[name] in frame.columns else pd.NaT
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)
-    return rows[rows["pupil_key"].notna()]
+    return rows[rows["pupil_key"].notna()].reset_index(drop=True)
 
 
-def birthdate_conflicts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Identities with two different birth dates across sources: one of them is wrong, so neither is used."""
-    dated = rows.dropna(subset=["geboortedatum"])
-    distinct = dated.groupby("pupil_key")["geboortedatum"].nunique()
-    keys = distinct.index[distinct > 1]
-    return pd.DataFrame({"pupil_key": keys.astype("str"), "rule": "conflicting_birthdate",
-                         "message": "verschillende geboortedata voor hetzelfde BSN/onderwijsnummer"})
+def _in_conflict(ids: np.ndarray, values: pd.Series, n_ids: int) -> np.ndarray:
+    """Per identity id: does it have more than one distinct non-missing value?"""
+    known = values.notna().to_numpy()
+    value_codes, distinct = pd.factorize(values[known])
+    pairs = np.unique(ids[known].astype(np.int64) * max(1, len(distinct)) + value_codes)
+    return np.bincount(pairs // max(1, len(distinct)), minlength=n_ids) > 1
 
 
 def enrolments_active_on(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
@@ -60,50 +59,82 @@ def enrolments_active_on(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFr
     return active.assign(pupil_key=pupil_key(active))
 
 
-def enrolment_conflicts(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
-    """Identities enrolled at two different school locations on the same day (the evaluation date)."""
-    schools = enrolments_active_on(enrolment, on).groupby("pupil_key")["vo_brin6"].nunique()
-    keys = schools.index[schools > 1]
-    return pd.DataFrame({"pupil_key": keys.astype("str"), "rule": "conflicting_enrolment",
-                         "message": "op dezelfde dag ingeschreven op twee scholen"})
+def _first_per_id(ids: np.ndarray, n_ids: int) -> np.ndarray:
+    """Per identity id, the position of its first row in ``ids`` (-1 without one)."""
+    first = np.full(n_ids, -1, dtype=np.int64)
+    unique, position = np.unique(ids, return_index=True)
+    first[unique] = position
+    return first
 
 
-def active_enrolment(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
-    """Each pupil's enrolment that is active on ``on`` (the latest one if several)."""
-    active = enrolments_active_on(enrolment, on).sort_values(["pupil_key", "inschrijfdatum"])
-    return active.drop_duplicates("pupil_key", keep="last")
+def _run_starts(sorted_ids: np.ndarray) -> np.ndarray:
+    """Mask of the first element of each run of equal ids (``sorted_ids`` sorted)."""
+    return np.r_[True, sorted_ids[1:] != sorted_ids[:-1]] if len(sorted_ids) else np.zeros(0, dtype=bool)
 
 
-def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """``values`` (indexed by unique pupil key) aligned to ``keys``; NA where absent. Keeps the dtype."""
-    return pd.Series(values.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=values.dtype)
+def _run_ends(sorted_ids: np.ndarray) -> np.ndarray:
+    """Mask of the last element of each run of equal ids (``sorted_ids`` sorted)."""
+    return np.r_[sorted_ids[1:] != sorted_ids[:-1], True] if len(sorted_ids) else np.zeros(0, dtype=bool)
+
+
+def _take(values: pd.Series, positions: np.ndarray) -> pd.Series:
+    """``values`` at ``positions`` (-1: missing), keeping the dtype."""
+    taken = values.iloc[np.where(positions >= 0, positions, 0)].reset_index(drop=True) if len(values) else \
+        pd.Series(pd.NA, index=range(len(positions)), dtype=values.dtype)
+    return taken.where(pd.Series(positions >= 0)) if (positions < 0).any() else taken
 
 
 def link_pupils(datasets: dict[str, pd.DataFrame], on: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per pupil identity with its current facts, and the identities in conflict.
 
-    Conflicting identities are left out of ``pupils`` (they go to quarantine with their reason),
-    so no output is built on facts we know to be contradictory.
+    Conflicting identities (two birth dates across sources; two schools on the evaluation date) are
+    left out of ``pupils`` (they go to quarantine with their reason), so no output is built on facts
+    we know to be contradictory. Keys are turned into integer ids once (``pd.factorize``); every
+    grouping and lookup after that works on those ids, not on the key strings.
     """
     rows = identity_rows(datasets)
-    conflicts = pd.concat(
-        [birthdate_conflicts(rows), enrolment_conflicts(datasets["vo_enrolment"], on)], ignore_index=True
-    ).drop_duplicates(["pupil_key", "rule"])
-    rows = rows[~rows["pupil_key"].isin(conflicts["pupil_key"])]
-    latest = (rows.sort_values(["pupil_key", "priority", "recency"], ascending=[True, True, False], na_position="last")
-                  .drop_duplicates("pupil_key", keep="first"))
-    pupils = latest.drop(columns=["priority", "recency", "dataset"]).reset_index(drop=True)
-    # Fill identity gaps (e.g. birth date missing in the best source) from the other sources.
+    ids, keys = pd.factorize(rows["pupil_key"])
+    n_ids = len(keys)
+    enrolment = datasets["vo_enrolment"]
+    active = enrolments_active_on(enrolment, on)
+    active_ids = keys.get_indexer(active["pupil_key"])
+    birth = _in_conflict(ids, rows["geboortedatum"], n_ids)
+    known = active_ids >= 0
+    school = _in_conflict(active_ids[known], active["vo_brin6"].iloc[np.flatnonzero(known)], n_ids)
+    conflicts = pd.concat([
+        pd.DataFrame({"pupil_key": keys[birth].astype("str"), "rule": "conflicting_birthdate",
+                      "message": "verschillende geboortedata voor hetzelfde BSN/onderwijsnummer"}),
+        pd.DataFrame({"pupil_key": keys[school].astype("str"), "rule": "conflicting_enrolment",
+                      "message": "op dezelfde dag ingeschreven op twee scholen"}),
+    ], ignore_index=True)
+
+    keep = ~(birth | school)[ids]
+    rows, ids = rows.loc[keep].reset_index(drop=True), ids[keep]
+    # Current facts: the best source, then the most recent row (domain: _SOURCE_PRIORITY).
+    recency = rows["recency"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    recency = np.where(rows["recency"].isna().to_numpy(), np.iinfo(np.int64).min, recency)
+    order = np.lexsort((-recency, rows["priority"].to_numpy(), ids))
+    best = order[_run_starts(ids[order])]
+    pupil_ids = ids[best]
+    pupils = rows.iloc[best].drop(columns=["priority", "recency"]).reset_index(drop=True)
+    # Fill identity gaps (e.g. birth date missing in the best source) from the other sources, in row order.
     for field in ("geboortedatum", "bsn", "onderwijsnummer", "postcode", "woongemeente_code"):
         if field in rows.columns:
-            fallback = rows.dropna(subset=[field]).drop_duplicates("pupil_key").set_index("pupil_key")[field]
-            pupils[field] = pupils[field].where(pupils[field].notna(), _lookup(fallback, pupils["pupil_key"]))
-    presence = rows.groupby(["pupil_key", "dataset"]).size().unstack(fill_value=0) > 0
-    for name in _SOURCE_PRIORITY:
-        column = f"in_{name}"
-        pupils[column] = _lookup(presence[name], pupils["pupil_key"]).fillna(False).astype(bool) if name in presence else False
-    active = active_enrolment(datasets["vo_enrolment"], on).set_index("pupil_key")
+            present = rows[field].notna().to_numpy()
+            first = _first_per_id(ids[present], n_ids)[pupil_ids]
+            fallback = _take(rows[field].iloc[np.flatnonzero(present)], first)
+            pupils[field] = pupils[field].where(pupils[field].notna(), fallback)
+    presence = np.zeros((n_ids, len(_SOURCE_PRIORITY)), dtype=bool)
+    presence[ids, rows["priority"].to_numpy()] = True
+    for priority, name in enumerate(_SOURCE_PRIORITY):
+        pupils[f"in_{name}"] = presence[pupil_ids, priority]
+    # Each pupil's active enrolment on ``on``; the latest one if there are several.
+    by_date = np.lexsort((active["inschrijfdatum"].to_numpy(dtype="datetime64[ns]"), active_ids))
+    latest = by_date[_run_ends(active_ids[by_date])]
+    latest = latest[active_ids[latest] >= 0]
+    current = np.full(n_ids, -1, dtype=np.int64)
+    current[active_ids[latest]] = latest
     for field in ("vo_brin6", "onderwijsniveau", "leerjaar"):
-        pupils[field] = _lookup(active[field], pupils["pupil_key"])
+        pupils[field] = _take(active[field], current[pupil_ids])
     pupils["buiten_regio"] = pupils["buiten_regio"].fillna(False).astype(bool) if "buiten_regio" in pupils else False
-    return pupils, conflicts.reset_index(drop=True)
+    return pupils, conflicts.drop_duplicates(["pupil_key", "rule"]).reset_index(drop=True)

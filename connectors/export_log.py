@@ -20,6 +20,8 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
+from connectors.warehouse import result_frame
+
 METADATA = sa.MetaData()
 
 export_log = sa.Table(
@@ -130,4 +132,4 @@ class ExportLog:
         if gemeente is not None:
             query = query.where(export_log.c.gemeente == gemeente)
         with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(query).all(), columns=list(COLUMNS))
+            return result_frame(conn.execute(query), list(COLUMNS))

@@ -12,7 +12,7 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import metadata
+from connectors.warehouse import bulk_insert, metadata, result_frame
 
 TRACKED = ("woongemeente_code", "vo_brin6", "onderwijsniveau")
 
@@ -32,13 +32,14 @@ pupil_history = sa.Table(
 def _open_rows(conn: sa.Connection) -> pd.DataFrame:
     query = sa.select(pupil_history.c.id, pupil_history.c.pupil_key, pupil_history.c.valid_from,
                       *(pupil_history.c[c] for c in TRACKED)).where(pupil_history.c.valid_to.is_(None))
-    return pd.DataFrame(conn.execute(query).all(), columns=["id", "pupil_key", "valid_from", *TRACKED])
+    rows = result_frame(conn.execute(query), ["id", "pupil_key", "valid_from", *TRACKED])
+    return rows.astype({c: "str" for c in ("pupil_key", *TRACKED)})
 
 
 def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> dict[str, int]:
     """Bring the history up to ``night``; returns counts of opened, closed and unchanged rows."""
     metadata.create_all(engine, tables=[pupil_history])
-    current = pupils.loc[:, ["pupil_key", *TRACKED]].astype("object").where(pupils.loc[:, ["pupil_key", *TRACKED]].notna(), None)
+    current = pupils.loc[:, ["pupil_key", *TRACKED]].astype("str")
     with engine.begin() as conn:
         known = _open_rows(conn)
         # A replay of an earlier night must not rewrite later history: only move forward.
@@ -56,8 +57,5 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
         for start in range(0, len(close_ids), 5000):
             conn.execute(pupil_history.update().where(pupil_history.c.id.in_(close_ids[start:start + 5000]))
                          .values(valid_to=night))
-        if len(opens):
-            rows = opens.loc[:, ["pupil_key", *TRACKED]].astype(object)
-            records = rows.where(rows.notna(), None).assign(valid_from=night).to_dict("records")
-            conn.execute(pupil_history.insert(), records)
+        bulk_insert(conn, pupil_history, opens.loc[:, ["pupil_key", *TRACKED]].assign(valid_from=night))
     return {"opened": len(opens), "closed": len(close_ids), "unchanged": int(stays.sum())}
