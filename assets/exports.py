@@ -159,15 +159,29 @@ def residents(pupils: pd.DataFrame, gemeente: str) -> pd.DataFrame:
 
 
 def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
-    """``values.isin(keys)`` through the keys' hash table; pandas 3's Arrow-string ``isin`` re-boxes
-    every key on every call, which dominated the exports at scale."""
-    return pd.Index(keys).get_indexer(pd.Index(values)) >= 0
+    """``values.isin(keys)`` for text, through one Arrow hash table of ``keys`` (pandas 3's
+    Arrow-string ``isin`` re-boxed every key on every call, which dominated the exports at scale)."""
+    text = pa.array(pd.Series(values, copy=False).astype("str"), type=pa.large_string(), from_pandas=True)
+    found = pc.is_in(text, value_set=pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True))
+    return np.asarray(pc.fill_null(found, False), dtype=bool)
 
 
 def _keyed(frame: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
-    """The rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``."""
-    key = pupil_key(frame)
-    return frame.assign(pupil_key=key).loc[_member(key, keys)]
+    """The rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``.
+
+    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.pupil_key``) looked up in
+    the residents' values, before any key text is built: the weekly absence has millions of rows
+    and a municipality's residents are a few of them.
+    """
+    bsn_keys = keys[keys.str.startswith("bsn:")].str[4:]
+    onr_keys = keys[keys.str.startswith("onr:")].str[4:]
+    bsn = frame["bsn"] if "bsn" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")
+    onr = frame["onderwijsnummer"] if "onderwijsnummer" in frame.columns else pd.Series(pd.NA, index=frame.index,
+                                                                                          dtype="str")
+    has_bsn = bsn.notna().to_numpy()
+    mine = np.where(has_bsn, _member(bsn, bsn_keys), _member(onr, onr_keys) & onr.notna().to_numpy())
+    rows = frame.iloc[np.flatnonzero(mine)]
+    return rows.assign(pupil_key=pupil_key(rows))
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -643,6 +657,13 @@ def municipal_export(inputs: ExportInputs, *, gemeente: str, evaluation_date: dt
     return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest)
 
 
+def _text_chunks(values: pd.Series) -> list[pa.Array]:
+    """A column's values as Arrow string chunks (no copy for an Arrow-backed text column)."""
+    array = pa.array(values.astype("str"), from_pandas=True)
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return [chunk.cast(pa.string()) for chunk in chunks]
+
+
 def _published_texts(export: MunicipalExport) -> dict[str, pa.Array]:
     """Every published column's distinct cell texts, by ``table.column``."""
     texts = {}
@@ -678,8 +699,8 @@ def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[st
     names = [pupils[c] for c in ("voornaam", "achternaam") if c in pupils.columns]
     postcodes = pupils["postcode"].astype("str").str.replace(" ", "", regex=False)
     secrets = pa.chunked_array(
-        [pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
-         for values in (pupils["bsn"], pupils["onderwijsnummer"], *names, postcodes)], type=pa.string())
+        [chunk for values in (pupils["bsn"], pupils["onderwijsnummer"], *names, postcodes)
+         for chunk in _text_chunks(values)], type=pa.string())
     leaked = pa.concat_arrays([pc.unique(secrets.filter(pc.is_in(secrets, value_set=published))),
                                _published_birth_dates(published, pupils)])
     tables = {"monitoring": export.monitoring, **export.aggregates}
