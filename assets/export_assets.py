@@ -27,9 +27,10 @@ from assets.exports import (
     ExportKeyMissing,
     ExportSettings,
     MunicipalExport,
+    export_from_facts,
     export_key,
     leaked_identifiers,
-    municipal_export,
+    resident_facts,
 )
 from assets.retention import build_retention_asset
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
@@ -134,7 +135,7 @@ def build_export_assets(
     stale_sources: StaleSources | None = None,
     settings: ExportSettings | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """``municipal_exports`` (one partition per gemeente) and ``retention_purge``.
+    """``export_facts`` (once a night), ``municipal_exports`` (one partition per gemeente) and ``retention_purge``.
 
     ``upload``: ``{gemeente: {url, token_env}}`` for municipalities that receive their files over
     HTTP (others collect them from the outbox). ``stale_sources``: returns the source ids whose latest
@@ -142,6 +143,37 @@ def build_export_assets(
     """
     targets = upload_targets(upload)
     settings = settings or ExportSettings()
+
+    @dg.asset(
+        name="export_facts",
+        description=(
+            "Per resident of every municipality in the region: what the exports show (status, absence in the last 4 "
+            "school weeks, youth-care waiting time and norms, transfer, MBO status, open signals), keyed by pupil; "
+            "computed once a night so each municipality's export only selects its own rows. Internal: never "
+            "published as it is (docs/exports.md)."
+        ),
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"pandas", "parquet"},
+        io_manager_key="lake_io_manager",
+    )
+    def export_facts(
+        region_config: RegionConfig,
+        pupils: pd.DataFrame,
+        vo_absence: pd.DataFrame,
+        youth_care_waitlist: pd.DataFrame,
+        po_transfers: pd.DataFrame,
+        mbo_outflow: pd.DataFrame,
+        thuiszitter_alerts: pd.DataFrame,
+    ) -> dg.Output:
+        region = region_config.region
+        inputs = ExportInputs(pupils, vo_absence, youth_care_waitlist, po_transfers, mbo_outflow, thuiszitter_alerts)
+        facts = resident_facts(inputs, region.gemeente_codes, region_config.evaluation(), region.calendar, settings)
+        per_gemeente = facts["woongemeente_code"].value_counts().sort_index()
+        return dg.Output(facts.reset_index(), metadata={
+            "dagster/row_count": len(facts),
+            "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
+        })
 
     @dg.asset(
         name="municipal_exports",
@@ -161,11 +193,8 @@ def build_export_assets(
         region_config: RegionConfig,
         outbox: Outbox,
         warehouse: dg.ResourceParam[HasEngine],
+        export_facts: pd.DataFrame,
         pupils: pd.DataFrame,
-        vo_absence: pd.DataFrame,
-        youth_care_waitlist: pd.DataFrame,
-        po_transfers: pd.DataFrame,
-        mbo_outflow: pd.DataFrame,
         thuiszitter_alerts: pd.DataFrame,
     ) -> dg.MaterializeResult:
         gemeente = context.partition_key
@@ -175,11 +204,10 @@ def build_export_assets(
             key = export_key(gemeente)
         except ExportKeyMissing as error:
             raise dg.Failure(description=str(error)) from None
-        inputs = ExportInputs(pupils, vo_absence, youth_care_waitlist, po_transfers, mbo_outflow, thuiszitter_alerts)
         stale = list(stale_sources(context)) if stale_sources else []
-        export = municipal_export(inputs, gemeente=gemeente, evaluation_date=evaluation_date,
-                                  calendar=region.calendar, key=key, swv_code=region.swv.code,
-                                  stale_sources=stale, settings=settings)
+        export = export_from_facts(export_facts.set_index("pupil_key"), thuiszitter_alerts, gemeente=gemeente,
+                                   evaluation_date=evaluation_date, key=key, swv_code=region.swv.code,
+                                   stale_sources=stale, settings=settings)
 
         problems = privacy_problems(export, pupils, settings.max_small_count)
         if problems:
@@ -215,4 +243,4 @@ def build_export_assets(
             ),
         })
 
-    return [municipal_exports, build_retention_asset()]
+    return [export_facts, municipal_exports, build_retention_asset()]

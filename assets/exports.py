@@ -151,10 +151,12 @@ ONDERWIJSSTATUS = ("ingeschreven VO", "uitgestroomd naar MBO", "uitgestroomd VO 
 WACHTLIJST_STATUS = ("wacht", "in zorg", "geen")
 
 
-def residents(pupils: pd.DataFrame, gemeente: str) -> pd.DataFrame:
-    """Pupils who live in ``gemeente`` and inside the region (domain.md §7: routing to own residents)."""
+def residents(pupils: pd.DataFrame, gemeenten: str | Sequence[str]) -> pd.DataFrame:
+    """Pupils who live in ``gemeenten`` (one code or several) and inside the region (domain.md §7:
+    routing to own residents)."""
+    codes = [gemeenten] if isinstance(gemeenten, str) else list(gemeenten)
     outside = pupils["buiten_regio"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    own = (pupils["woongemeente_code"] == gemeente).fillna(False).to_numpy(dtype=bool)
+    own = pupils["woongemeente_code"].isin(codes).fillna(False).to_numpy(dtype=bool)
     return pupils.loc[own & ~outside]
 
 
@@ -314,14 +316,17 @@ def age_band_labels(bands: Sequence[int]) -> list[str]:
     return [f"jonger dan {bands[0]}", *inner, f"{bands[-1]} en ouder", UNKNOWN]
 
 
-def resident_facts(inputs: ExportInputs, gemeente: str, evaluation_date: dt.date, calendar: Calendar,
-                   settings: ExportSettings) -> pd.DataFrame:
-    """One row per resident of ``gemeente`` with everything the export shows, still keyed by ``pupil_key``.
+def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluation_date: dt.date,
+                   calendar: Calendar, settings: ExportSettings) -> pd.DataFrame:
+    """One row per resident of ``gemeenten`` (one or all of them) with everything the exports show,
+    still keyed by ``pupil_key``.
 
     Internal: it holds the birth date's age band and the pupil key, so it never leaves the pipeline
-    as it is; ``monitoring_table`` and ``aggregate_tables`` make the published tables from it.
+    as it is; ``monitoring_table`` and ``aggregate_tables`` make the published tables from it. Every
+    fact is per pupil, so the facts of all municipalities at once (the ``export_facts`` asset, once a
+    night) are the union of each municipality's own.
     """
-    people = residents(inputs.pupils, gemeente).drop_duplicates("pupil_key")
+    people = residents(inputs.pupils, gemeenten).drop_duplicates("pupil_key")
     keys = pd.Index(people["pupil_key"].astype("str"), name="pupil_key")
     people = people.set_index(keys)
     enrolled = people["vo_brin6"].notna()
@@ -625,15 +630,26 @@ class MunicipalExport:
 def municipal_export(inputs: ExportInputs, *, gemeente: str, evaluation_date: dt.date, calendar: Calendar,
                      key: bytes, swv_code: str, stale_sources: Sequence[str] = (),
                      settings: ExportSettings | None = None) -> MunicipalExport:
-    """Everything one municipality receives for one night (domain.md §9 item 14).
+    """Everything one municipality receives for one night (domain.md §9 item 14), from the datasets."""
+    settings = settings or ExportSettings()
+    facts = resident_facts(inputs, gemeente, evaluation_date, calendar, settings)
+    return export_from_facts(facts, inputs.thuiszitter_alerts, gemeente=gemeente, evaluation_date=evaluation_date,
+                             key=key, swv_code=swv_code, stale_sources=stale_sources, settings=settings)
+
+
+def export_from_facts(facts: pd.DataFrame, thuiszitter_alerts: pd.DataFrame, *, gemeente: str,
+                      evaluation_date: dt.date, key: bytes, swv_code: str, stale_sources: Sequence[str] = (),
+                      settings: ExportSettings | None = None) -> MunicipalExport:
+    """Everything one municipality receives for one night, from ``resident_facts`` of its residents
+    (or of the whole region: only this municipality's rows are used).
 
     ``stale_sources`` lists the source ids whose latest delivery was older than its cadence: the
     manifest names them, so the municipality knows which figures rest on old data.
     """
     settings = settings or ExportSettings()
-    facts = resident_facts(inputs, gemeente, evaluation_date, calendar, settings)
+    facts = facts.loc[(facts["woongemeente_code"] == gemeente).fillna(False).to_numpy(dtype=bool)]
     monitoring = monitoring_table(facts, key)
-    aggregates = aggregate_tables(facts, open_alerts(inputs.thuiszitter_alerts, facts.index), settings)
+    aggregates = aggregate_tables(facts, open_alerts(thuiszitter_alerts, facts.index), settings)
     dictionary = data_dictionary(aggregates, settings.max_small_count)
     tables = {"monitoring": "monitoring", **dict.fromkeys(aggregates, "aggregaten"), "datadictionary": "datadictionary"}
     manifest = {

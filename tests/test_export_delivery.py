@@ -28,7 +28,7 @@ from assets.retention import (
     years_before,
 )
 from connectors.export_log import ExportedFile, ExportLog, UploadedFile
-from connectors.lake import RawSnapshots
+from connectors.lake import LakeIOManager, RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
@@ -318,12 +318,13 @@ def _stubs(inputs) -> list[dg.AssetsDefinition]:
 
 def _materialize(tmp_path, inputs, upload=None, partition="GM0118"):
     gemeenten = dg.StaticPartitionsDefinition(["GM0118", "GM0119"])
-    exports, retention = build_export_assets(gemeenten, upload=upload, stale_sources=lambda context: ["vo_verzuim"])
+    facts, exports, _ = build_export_assets(gemeenten, upload=upload, stale_sources=lambda context: ["vo_verzuim"])
     warehouse = Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}"))
     result = dg.materialize(
-        [*_stubs(inputs), exports], partition_key=partition, raise_on_error=False,
+        [*_stubs(inputs), facts, exports], partition_key=partition, raise_on_error=False,
         resources={"region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
-                   "outbox": Outbox(root=str(tmp_path / "outbox")), "warehouse": warehouse},
+                   "outbox": Outbox(root=str(tmp_path / "outbox")), "warehouse": warehouse,
+                   "lake_io_manager": LakeIOManager(root=str(tmp_path / "lake"))},
     )
     return result, warehouse
 
@@ -429,7 +430,7 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path):
     lake, outbox = tmp_path / "lake", tmp_path / "outbox"
     _aged(lake / "raw" / "vo_verzuim" / "aaa.parquet", dt.date(2020, 1, 1))
     (outbox / "gemeenten" / "GM0118" / "2024-01-01").mkdir(parents=True)
-    [_, retention] = build_export_assets(dg.StaticPartitionsDefinition(["GM0118"]))
+    [_, _, retention] = build_export_assets(dg.StaticPartitionsDefinition(["GM0118"]))
     result = dg.materialize([retention], resources={
         "region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
         "outbox": Outbox(root=str(outbox)), "raw_snapshots": RawSnapshots(root=str(lake)),

@@ -489,3 +489,26 @@ def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birt
     export = export_for(inputs, "GM0118")
     monitoring = export.monitoring.assign(open_signalen="01-01-1900", peildatum=pd.Timestamp(E))
     assert leaked_identifiers(replace(export, monitoring=monitoring), inputs.pupils) == ["monitoring.peildatum (datum)"]
+
+
+def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_export():
+    """``export_facts`` computes the facts of every resident once; each partition selects its own."""
+    from assets.exports import export_from_facts, resident_facts
+
+    region = REGION_POOL[:3]
+    pupils = [Pupil(home=g, age=11 + i % 8, wait=("wacht", "in zorg", "geen")[i % 3], po=i % 2 == 0,
+                    mbo="ingeschreven" if i % 4 == 0 else None, reasons=("V16",) if i % 3 == 0 else (),
+                    hours=(2.0, 5.0), by_bsn=i % 5 != 0)
+              for i, g in enumerate(list(region) * 7 + list(OUTSIDE_REGION) * 2)]
+    inputs = build_inputs(pupils, region)
+    facts = resident_facts(inputs, region, E, CALENDAR, ExportSettings())
+    assert set(facts["woongemeente_code"]) == set(region)
+    for gemeente in region:
+        own = export_for(inputs, gemeente)
+        shared = export_from_facts(facts, inputs.thuiszitter_alerts, gemeente=gemeente, evaluation_date=E,
+                                   key=key_of(gemeente), swv_code="VO2203")
+        pd.testing.assert_frame_equal(shared.monitoring, own.monitoring)
+        for name, table in own.aggregates.items():
+            pd.testing.assert_frame_equal(shared.aggregates[name], table)
+        assert shared.files.keys() == own.files.keys()
+        assert all(shared.files[f][0] == own.files[f][0] for f in own.files)
