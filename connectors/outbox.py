@@ -29,6 +29,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from connectors import xlsx
@@ -58,21 +60,33 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates as dd-mm-jjjj, booleans as ja/nee, missing as empty: what a Dutch reader expects."""
-    out = frame.copy()
-    for column in out.columns:
-        series = out[column]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            out[column] = series.dt.strftime("%d-%m-%Y")
-        elif pd.api.types.is_bool_dtype(series):
-            out[column] = series.map({True: "ja", False: "nee"})
-    return out
+def _display_column(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """One column as a Dutch reader expects it: dates dd-mm-jjjj, booleans ja/nee, missing empty."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        naive = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
+        return pc.strftime(pa.array(naive.to_numpy(dtype="datetime64[ms]")), format="%d-%m-%Y")
+    if pd.api.types.is_bool_dtype(series):
+        return pa.array(series.map({True: "ja", False: "nee"}).astype("str"), from_pandas=True)
+    if series.dtype == object:  # mixed cells (counts and "<5"): each as its text
+        return pa.array(series.astype("str"), from_pandas=True)
+    return pa.array(series, from_pandas=True)
+
+
+_CSV_OPTIONS = pa_csv.WriteOptions(delimiter=";", quoting_style="needed", eol="\r\n")
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    text = _display(neutralise(frame)).to_csv(sep=";", index=False, lineterminator="\r\n", date_format="%d-%m-%Y")
-    return ("\ufeff" + text).encode("utf-8")
+    """UTF-8 with BOM, ``;`` and CRLF, as Dutch Excel opens it; text quoted, formula-like text neutralised.
+
+    Written by Arrow's CSV writer (several times faster than ``DataFrame.to_csv`` on Arrow-backed text).
+    """
+    shown = neutralise(frame)
+    table = pa.table({str(name): _display_column(shown[name]) for name in shown.columns})
+    buffer = io.BytesIO()
+    buffer.write("\ufeff".encode("utf-8"))
+    if shown.columns.size:
+        pa_csv.write_csv(table, buffer, write_options=_CSV_OPTIONS)
+    return buffer.getvalue()
 
 
 def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
