@@ -168,12 +168,12 @@ def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
     return np.asarray(pc.fill_null(found, False), dtype=bool)
 
 
-def _keyed(frame: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
-    """The rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``.
+def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of the rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``.
 
     Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.pupil_key``) looked up in
-    the residents' values, before any key text is built: the weekly absence has millions of rows
-    and a municipality's residents are a few of them.
+    the residents' values, before any key text is built and before any other column is copied: the
+    weekly absence has millions of rows.
     """
     bsn_keys = keys[keys.str.startswith("bsn:")].str[4:]
     onr_keys = keys[keys.str.startswith("onr:")].str[4:]
@@ -182,7 +182,8 @@ def _keyed(frame: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
                                                                                           dtype="str")
     has_bsn = bsn.notna().to_numpy()
     mine = np.where(has_bsn, _member(bsn, bsn_keys), _member(onr, onr_keys) & onr.notna().to_numpy())
-    rows = frame.iloc[np.flatnonzero(mine)]
+    identifiers = [c for c in ("bsn", "onderwijsnummer") if c in frame.columns]
+    rows = frame.loc[:, [*identifiers, *(c for c in columns if c not in identifiers)]].iloc[np.flatnonzero(mine)]
     return rows.assign(pupil_key=pupil_key(rows))
 
 
@@ -197,9 +198,9 @@ def absence_hours(vo_absence: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     The same school weeks as the V16 alert (``assets.alert_rules.SchoolWeeks``): holidays are skipped.
     """
     weeks = SchoolWeeks.from_calendar(calendar).last_weeks(evaluation_date, ABSENCE_WINDOW_WEEKS)
-    rows = _keyed(vo_absence, keys)
-    in_window = np.isin(monday_of(_days(rows["week_start"])), weeks)
-    hours = rows.loc[in_window].groupby("pupil_key")["uren_ongeoorloofd"].sum()
+    in_window = np.isin(monday_of(_days(vo_absence["week_start"])), weeks)
+    rows = _keyed(vo_absence.loc[in_window], keys, ["uren_ongeoorloofd"])
+    hours = rows.groupby("pupil_key")["uren_ongeoorloofd"].sum()
     return hours.reindex(keys, fill_value=0.0).astype("float64")
 
 
@@ -215,7 +216,7 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     intake date) is empty.
     """
     e = np.datetime64(evaluation_date, "D")
-    rows = _keyed(waitlist, keys)
+    rows = _keyed(waitlist, keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
     aanmeld, intake = _days(rows["aanmelddatum"]), _days(rows["intakedatum"])
     start, einde = _days(rows["startdatum"]), _days(rows["einddatum"])
     not_ended = np.isnat(einde) | (einde > e)
@@ -271,7 +272,8 @@ def _latest(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
 
 def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Series) -> pd.Series:
     """PO→VO overdracht per pupil: ingeschreven VO, aangemeld VO, niet aangemeld; empty without a transfer."""
-    latest = _latest(_keyed(po_transfers, keys), ["schooljaar", "aanmelddatum"]).set_index("pupil_key")
+    latest = _latest(_keyed(po_transfers, keys, ["schooljaar", "aanmelddatum", "vo_brin6"]),
+                     ["schooljaar", "aanmelddatum"]).set_index("pupil_key")
     transferred = _member(keys, latest.index)
     applied = (latest["vo_brin6"].notna() | latest["aanmelddatum"].notna()).reindex(keys, fill_value=False)
     status = np.select(
@@ -282,7 +284,8 @@ def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Ser
 
 def mbo_status(mbo_outflow: pd.DataFrame, keys: pd.Index) -> pd.Series:
     """VVA status of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
-    latest = _latest(_keyed(mbo_outflow, keys), ["status_datum", "aanmelddatum"]).set_index("pupil_key")
+    latest = _latest(_keyed(mbo_outflow, keys, ["status_datum", "aanmelddatum", "vva_status"]),
+                     ["status_datum", "aanmelddatum"]).set_index("pupil_key")
     status = latest["vva_status"].astype("str").fillna("geen_aanmelding")
     return status.reindex(keys).astype("str")
 
