@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.warehouse import bulk_insert, metadata, result_frame
+from connectors.warehouse import bulk_insert, metadata
 
 TRACKED = ("woongemeente_code", "vo_brin6", "onderwijsniveau")
 
@@ -30,10 +33,20 @@ pupil_history = sa.Table(
 
 
 def _open_rows(conn: sa.Connection) -> pd.DataFrame:
-    query = sa.select(pupil_history.c.id, pupil_history.c.pupil_key, pupil_history.c.valid_from,
-                      *(pupil_history.c[c] for c in TRACKED)).where(pupil_history.c.valid_to.is_(None))
-    rows = result_frame(conn.execute(query), ["id", "pupil_key", "valid_from", *TRACKED])
-    return rows.astype({c: "str" for c in ("pupil_key", *TRACKED)})
+    """Every open history row. Read through the DBAPI cursor: a million rows through SQLAlchemy's
+    result rows and type processing took seconds; ``valid_from`` comes back as the driver gives it
+    (a date, or ISO text on SQLite), which ``pd.to_datetime`` reads either way."""
+    columns = ["id", "pupil_key", "valid_from", *TRACKED]
+    query = sa.select(*(pupil_history.c[c] for c in columns)).where(pupil_history.c.valid_to.is_(None))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(query.compile(dialect=conn.dialect)))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    values = list(zip(*rows)) if rows else [()] * len(columns)
+    frame = pd.DataFrame({name: list(column) for name, column in zip(columns, values)}, columns=columns)
+    return frame.astype({c: "str" for c in ("pupil_key", *TRACKED)})
 
 
 def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> dict[str, int]:
@@ -45,17 +58,25 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
         # A replay of an earlier night must not rewrite later history: only move forward.
         if len(known) and (pd.to_datetime(known["valid_from"]).dt.date > night).any():
             return {"opened": 0, "closed": 0, "unchanged": len(known), "skipped_replay": 1}
-        merged = current.merge(known, on="pupil_key", how="outer", suffixes=("", "_old"), indicator=True)
-        same = pd.Series(True, index=merged.index)
+        # Compare by position (one hash lookup of the keys), not by an outer merge that sorts both sides.
+        known_keys = pa.array(known["pupil_key"], type=pa.large_string())
+        current_keys = pa.array(current["pupil_key"], type=pa.large_string())
+        position = pc.fill_null(pc.index_in(current_keys, value_set=known_keys), -1).to_numpy()
+        matched = position >= 0
+        same = matched.copy()
         for column in TRACKED:
-            new, old = merged[column], merged[f"{column}_old"]
-            same &= (new == old) | (new.isna() & old.isna())
-        stays = (merged["_merge"] == "both") & same
-        closes = merged[(merged["_merge"] == "right_only") | ((merged["_merge"] == "both") & ~same)]
-        opens = merged[(merged["_merge"] == "left_only") | ((merged["_merge"] == "both") & ~same)]
-        close_ids = [int(i) for i in closes["id"].dropna()]
+            new = current[column].reset_index(drop=True)
+            old = known[column].iloc[np.where(matched, position, 0)].reset_index(drop=True) if len(known) else new
+            same &= ((new == old).fillna(False) | (new.isna() & old.isna())).to_numpy(dtype=bool)
+        gone = ~pc.is_in(known_keys, value_set=current_keys).to_numpy(zero_copy_only=False)
+        changed = position[matched & ~same]
+        close_ids = [int(i) for i in known["id"].iloc[np.concatenate([np.flatnonzero(gone), changed])]]
         for start in range(0, len(close_ids), 5000):
             conn.execute(pupil_history.update().where(pupil_history.c.id.in_(close_ids[start:start + 5000]))
                          .values(valid_to=night))
+        opens = current.loc[~same]
+        # In key order: SQLite's index on pupil_key then grows at its end (twice as fast for a million rows).
+        opens = opens.iloc[pc.sort_indices(pa.array(opens["pupil_key"], type=pa.large_string())).to_numpy()]
         bulk_insert(conn, pupil_history, opens.loc[:, ["pupil_key", *TRACKED]].assign(valid_from=night))
+        stays = same
     return {"opened": len(opens), "closed": len(close_ids), "unchanged": int(stays.sum())}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import PrivateAttr
@@ -56,9 +57,13 @@ def bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame)
     quote = dialect.identifier_preparer.quote
     columns = []
     for name in frame.columns:
-        values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        columns.append([process(v) for v in values] if process else values)
+        if process is None:
+            columns.append(frame[name].astype(object).where(frame[name].notna(), None).tolist())
+            continue
+        codes, distinct = pd.factorize(frame[name])  # each distinct value converted once
+        values = np.array([None, *(process(v) for v in distinct.astype(object))], dtype=object)
+        columns.append(values[codes + 1].tolist())
     mark = _PLACEHOLDER.get(dialect.paramstyle)
     if mark is None:  # a driver with named parameters only: let SQLAlchemy build them
         connection.execute(table.insert(), frame.astype(object).where(frame.notna(), None).to_dict("records"))
