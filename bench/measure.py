@@ -48,7 +48,7 @@ class Measured:
     started: float  # epoch seconds just before the child was spawned
     ended: float  # epoch seconds when it was reaped
     cpu_s: float  # user + system CPU of the whole child (wait4)
-    peak_rss_kib: int  # ru_maxrss of the child (wait4)
+    peak_rss_kib: int  # ru_maxrss of the child (wait4), or the sampled process tree's peak if larger
     samples: list[tuple[float, float, int]] = field(repr=False)  # (epoch s, CPU s, RSS KiB)
     result: dict = field(default_factory=dict, repr=False)
 
@@ -84,17 +84,91 @@ class Measured:
         return samples[-1][1]
 
 
-def _sample(pid: int) -> tuple[float, float, int] | None:
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, comes first)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        with open(f"/proc/{pid}/statm", "rb") as handle:
-            resident = int(handle.read().split()[1])
+            return handle.read().rsplit(b")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    # After the ')' of the command name: field 3 is the state, so utime (14) and stime (15) are 11 and 12.
-    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-    return time.time(), cpu, resident * _PAGE_KIB
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (worker processes of the measured child), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))  # field 4: the parent pid
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class _Workers:
+    """The measured process's descendants, looked up in /proc at most every ``RESCAN_S``: a scan
+    reads every process's stat, too much to do every 20 ms beside the measured work."""
+
+    RESCAN_S = 0.25
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.scanned = 0.0
+
+    def of(self, pid: int) -> list[int]:
+        now = time.monotonic()
+        if now - self.scanned >= self.RESCAN_S:
+            self.pids, self.scanned = _descendants(pid), now
+        return [p for p in self.pids if os.path.exists(f"/proc/{p}")]
+
+
+_workers = _Workers()
+
+
+def _resident_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE_KIB
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0
+
+
+def _proportional_kib(pid: int) -> int:
+    """Proportional set size: resident pages, each shared page divided among the processes sharing it."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def _sample(pid: int) -> tuple[float, float, int] | None:
+    """(time, CPU seconds, memory KiB) of the measured process *and its descendants*.
+
+    CPU: utime + stime of the process and cutime + cstime of its finished, reaped children (fields
+    14-17), plus what live descendants used so far. Memory: the resident set of the process alone;
+    while it has workers, the sum of the proportional set sizes of the tree, since a forked worker
+    shares its parent's pages (summing resident sets would count them once per process).
+    """
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / _TICKS
+    workers = _workers.of(pid)
+    memory = _resident_kib(pid) if not workers else _proportional_kib(pid)
+    for child in workers:
+        child_fields = _stat(child)
+        if child_fields is not None:
+            cpu += (int(child_fields[11]) + int(child_fields[12])) / _TICKS
+            memory += _proportional_kib(child)
+    return time.time(), cpu, memory
 
 
 def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd: Path) -> Measured:
@@ -131,7 +205,7 @@ def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd
         started=started,
         ended=ended,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_kib=usage.ru_maxrss,
+        peak_rss_kib=max([usage.ru_maxrss, *(rss for _, _, rss in samples)]),  # a tree of processes counts whole
         samples=samples,
         result=result,
     )
@@ -156,11 +230,17 @@ class Clock:
         return self.marks[name]
 
 
+def _cpu_with_children() -> float:
+    """User + system CPU of this process and of its finished worker processes (all threads)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _finish(clock: Clock, result_path: Path, **result) -> None:
     """Close the measured work: CPU and peak RSS now, then whatever the caller computed."""
     done = time.time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    payload = {"done": done, "cpu_at_done_s": time.process_time(), "maxrss_at_done_kib": usage.ru_maxrss,
+    payload = {"done": done, "cpu_at_done_s": _cpu_with_children(), "maxrss_at_done_kib": usage.ru_maxrss,
                "marks": clock.marks, **result}
     result_path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
 
@@ -213,7 +293,7 @@ def _pipeline(args: argparse.Namespace, clock: Clock) -> None:
         runs = {**night.waitlist_runs, **getattr(night, "exports", {})}  # partition runs of the night
         success = night.success and all(runs.values())
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        done = {"done": time.time(), "cpu_at_done_s": time.process_time(), "maxrss_at_done_kib": usage.ru_maxrss}
+        done = {"done": time.time(), "cpu_at_done_s": _cpu_with_children(), "maxrss_at_done_kib": usage.ru_maxrss}
         steps, rows, failures = pipeline_steps(instance, defs)
     result = {"marks": clock.marks, "success": success, "steps": steps, "asset_rows": rows,
               "failures": failures, "partition_runs": runs, **done}

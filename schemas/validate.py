@@ -92,7 +92,7 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         raise ValueError(f"raw {dataset} frame lacks provenance column(s) {missing}")
     raw = raw.reset_index(drop=True)
     rejected_deliveries, broken = contract_violations(dataset, raw, region)
-    accepted = raw.loc[~broken]
+    accepted = raw.loc[~broken] if broken.any() else raw  # no copy of a million rows when nothing broke
 
     parsed = parse_dataset(dataset, accepted, region)
     schema = dataset_schema(
@@ -107,7 +107,7 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         ignore_index=True,
     ).drop_duplicates(["row", "column", "rule"])
 
-    valid = parsed.frame.drop(index=failures["row"].unique())
+    valid = parsed.frame.loc[~parsed.frame.index.isin(failures["row"].unique())] if len(failures) else parsed.frame
     _revalidate(schema, valid)
     valid = valid.assign(buiten_regio=outside_region(valid, region)).reset_index(drop=True)
     rejects = _rejects(dataset, accepted, failures)
