@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.codelists import CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
@@ -131,9 +133,17 @@ def parse_integers(text: pd.Series) -> pd.Series:
     return numbers.where(whole).astype("Int64")
 
 
+_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
 def parse_decimals(text: pd.Series) -> pd.Series:
-    """Decimal numbers with a decimal point or a decimal comma ('2,5' is 2.5)."""
-    return pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype("float64")
+    """Decimal numbers with a decimal point or a decimal comma ('2,5' is 2.5); 'inf' and 'nan' are not numbers.
+
+    Checked and converted by Arrow kernels (``pd.to_numeric`` on text took a second per million values).
+    """
+    cleaned = pa.array(text.str.strip().str.replace(",", ".", regex=False), type=pa.large_string(), from_pandas=True)
+    numbers = pc.cast(pc.if_else(pc.match_substring_regex(cleaned, _DECIMAL), cleaned, None), pa.float64())
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
 
 
 def parse_booleans(text: pd.Series) -> pd.Series:
