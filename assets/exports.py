@@ -125,9 +125,9 @@ def pseudonymise(keys: pd.Series, key: bytes) -> pd.Series:
     Without the key the pseudonym cannot be traced back to a BSN, not even by hashing every possible
     BSN (there are only a billion), which is why a plain hash would not do.
     """
-    unique = keys.dropna().unique()
-    digests = {value: hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest() for value in unique}
-    return keys.map(digests).astype("str")
+    values = keys.to_numpy(dtype=object, na_value=None)
+    digests = [None if value is None else hmac.digest(key, value.encode("utf-8"), "sha256").hex() for value in values]
+    return pd.Series(digests, index=keys.index, dtype="str")
 
 
 # ---------------------------------------------------------------------------------------------

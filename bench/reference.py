@@ -126,6 +126,10 @@ class Report:
 def run_reference(sources_dir: Path, out_dir: Path, region: Region, *, evaluation_date: dt.date | None = None,
                   progress=lambda message: None) -> Report:
     """The whole night on ``sources_dir`` (HTTP sources from their URLs); everything written under ``out_dir``."""
+    # The same Arrow memory pool as the pipeline (connectors/arrow_memory.py), so the allocator is not
+    # part of the comparison; written out here because the reference uses none of the pipeline's code.
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
     e = pd.Timestamp(evaluation_date or region.evaluation_date())
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()

@@ -17,6 +17,7 @@ from assets.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.ingest import build_raw_assets
 from assets.pupils import linked_pupils
 from assets.validated import build_validated_assets
+from connectors.arrow_memory import use_system_allocator
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
 from connectors.lake import LakeIOManager, RawSnapshots
@@ -30,6 +31,9 @@ from pipelines.jobs import build_jobs_and_schedules
 from pipelines.sensors import build_delivery_sensor, run_failure_notification
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
+
+
+use_system_allocator()  # every process that loads the definitions runs steps (connectors/arrow_memory.py)
 
 
 def build_definitions(region_path: Path | None = None) -> dg.Definitions:
