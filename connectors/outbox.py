@@ -64,8 +64,10 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
 def _display_column(series: pd.Series) -> pa.Array | pa.ChunkedArray:
     """One column as a Dutch reader expects it: dates dd-mm-jjjj, booleans ja/nee, missing empty."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        naive = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
-        return pc.strftime(pa.array(naive.to_numpy(dtype="datetime64[ms]")), format="%d-%m-%Y")
+        # A million rows hold a few thousand distinct dates: format those, then pick per row.
+        codes, dates = pd.factorize(series)
+        shown = pa.array(dates.strftime("%d-%m-%Y"), type=pa.string())
+        return pc.take(shown, pa.array(codes, mask=codes < 0))
     if pd.api.types.is_bool_dtype(series):
         return pa.array(series.map({True: "ja", False: "nee"}).astype("str"), from_pandas=True)
     if series.dtype == object:  # mixed cells (counts and "<5"): each as its text

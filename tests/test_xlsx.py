@@ -99,3 +99,14 @@ def test_the_package_is_a_valid_zip_with_fixed_timestamps():
 @pytest.mark.parametrize(("index", "letters"), [(0, "A"), (25, "Z"), (26, "AA"), (701, "ZZ"), (702, "AAA")])
 def test_column_letters(index, letters):
     assert xlsx.column_letters(index) == letters
+
+
+def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
+    """Rows are rendered in a helper thread (``_ahead``); its failure must not vanish with the thread."""
+    def broken(frame):
+        yield b"<worksheet>"
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(xlsx, "_sheet_xml_parts", broken)
+    with pytest.raises(RuntimeError, match="rendering failed"):
+        xlsx.xlsx_bytes(pd.DataFrame({"a": [1]}), "Blad")
