@@ -175,6 +175,7 @@ def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd
     """Run ``python -m bench.measure <args> --result result_path`` and measure it from outside."""
     result_path.unlink(missing_ok=True)
     command = [sys.executable, "-m", "bench.measure", *args, "--result", str(result_path)]
+    os.sync()  # what the previous child wrote is on disk before this one is timed, not flushed during it
     started = time.time()
     process = subprocess.Popen(command, env=env, cwd=cwd)
     samples: list[tuple[float, float, int]] = []
