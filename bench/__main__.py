@@ -330,7 +330,8 @@ def markdown(report: dict) -> str:
         + (" (served from memory: see bench/README.md)." if report["server_cache"] else "."),
         "",
         "Wall = from spawning the process to the end of the work (start-up included); CPU = user + system of "
-        "the process; peak RSS per stage from /proc samples every 20 ms, total from wait4. Rows/s = delivered "
+        "the process and any worker processes; peak RSS per stage from /proc samples every 20 ms (the process "
+        "tree's memory), total the larger of that and wait4's. Rows/s = delivered "
         "rows ÷ wall time of the stage. `startup` = interpreter, imports and (pipeline) loading the definitions; "
         "`other` = the time between the steps (run launch, resources, event log, IO-manager reads outside steps).",
         "",
