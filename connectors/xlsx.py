@@ -16,7 +16,9 @@ reads it back with openpyxl and python-calamine):
 - in object columns (the published aggregates mix counts and ``"<5"``) each cell by its own type;
 - a fixed creation time and fixed zip timestamps, so the same rows give the same bytes.
 
-Excel's limits are enforced, not silently cut: at most 1,048,576 rows and 16,384 columns per sheet.
+Excel's limits: more than 1,048,576 rows or 16,384 columns is refused with an error (the CSV and
+Parquet files hold every row); a text longer than 32,767 characters, Excel's limit per cell, is cut
+there, as Excel itself would (the CSV keeps it whole).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
 BLOCK_ROWS = 50_000  # rows rendered at once: bounds the memory of the XML text
 MAX_WIDTH = 60
+MAX_CELL_CHARACTERS = 32_767  # Excel's limit per cell; longer text is cut there (the CSV keeps all of it)
 
 _STYLE_HEADER = 1
 _STYLE_DATE = 2
@@ -112,6 +115,8 @@ def _escape(text: str) -> str:
 
 
 def _escape_array(text: pa.Array) -> pa.Array:
+    if (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_CELL_CHARACTERS:
+        text = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARACTERS)
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         if pc.any(pc.match_substring(text, char)).as_py():
             text = pc.replace_substring(text, char, entity)
@@ -236,7 +241,7 @@ def _object_cells(values: np.ndarray) -> tuple[pa.Array, pa.Array]:
             texts.append(str(int(days)) if float(days).is_integer() else repr(float(days)))
             kinds.append(_DATE)
         else:
-            texts.append(_escape(str(value)))
+            texts.append(_escape(str(value)[:MAX_CELL_CHARACTERS]))
             kinds.append(_TEXT)
     return pa.array(texts, type=pa.string()), pa.array(kinds, type=pa.string())
 

@@ -110,3 +110,11 @@ def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
     monkeypatch.setattr(xlsx, "_sheet_xml_parts", broken)
     with pytest.raises(RuntimeError, match="rendering failed"):
         xlsx.xlsx_bytes(pd.DataFrame({"a": [1]}), "Blad")
+
+
+def test_a_text_longer_than_an_excel_cell_holds_is_cut_at_excels_limit():
+    long = "é" * (xlsx.MAX_CELL_CHARACTERS + 10)
+    table = pd.DataFrame({"typed": pd.Series([long, "kort"], dtype="str"), "mixed": pd.Series([long, 1], dtype=object)})
+    _, rows = openpyxl_rows(xlsx.xlsx_bytes(table, "Blad"))
+    assert [len(v) for v in rows[1]] == [xlsx.MAX_CELL_CHARACTERS, xlsx.MAX_CELL_CHARACTERS]
+    assert rows[2] == ("kort", 1)
