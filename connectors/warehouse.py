@@ -191,10 +191,9 @@ class Warehouse(dg.ConfigurableResource):
             matched = entries.merge(known, on=list(QUARANTINE_KEY), how="left")
             seen_before = matched["id"].notna()
             if (~seen_before).any():
-                connection.execute(
-                    sa.insert(quarantine),
-                    _records(matched.loc[~seen_before], dataset=dataset, first_seen=seen_at, last_seen=seen_at),
-                )
+                new = matched.loc[~seen_before, list(_INSERTED)].reset_index(drop=True)
+                moment = pd.Series([seen_at] * len(new), dtype=object)  # the datetime itself, not a Timestamp
+                bulk_insert(connection, quarantine, new.assign(dataset=dataset, first_seen=moment, last_seen=moment))
             if seen_before.any():
                 connection.execute(
                     sa.update(quarantine)
@@ -242,9 +241,12 @@ def _entries_of(connection: sa.Connection, delivered: list[tuple[str, str]]) -> 
     return frame.astype({name: "str" for name in QUARANTINE_KEY})
 
 
+_INSERTED = ("source_id", "delivery", "delivery_sha256", "delivery_row", "row_fingerprint", "column", "rule",
+             "message", "value_masked")
+
+
 def _records(entries: pd.DataFrame, **fixed) -> list[dict]:
-    columns = ["source_id", "delivery", "delivery_sha256", "delivery_row", "row_fingerprint", "column", "rule",
-               "message", "value_masked"]
+    columns = list(_INSERTED)
     records = entries.loc[:, columns].astype(object).where(entries.loc[:, columns].notna(), None).to_dict("records")
     for record in records:  # bulk parameters for one executemany, not a round trip per row
         record["delivery_row"] = int(record["delivery_row"])
