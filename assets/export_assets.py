@@ -25,6 +25,7 @@ from assets.exports import (
     SMALL_CELL,
     ExportInputs,
     ExportKeyMissing,
+    GUARDED_IDENTIFIERS,
     ExportSettings,
     MunicipalExport,
     export_from_facts,
@@ -187,6 +188,11 @@ def build_export_assets(
         owners=OWNERS,
         kinds={"pandas", "csv", "parquet", "xlsx"},
         metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag))},
+        ins={
+            # Read only what a partition uses: its own residents' facts, the identifiers the guard looks for.
+            "export_facts": dg.AssetIn(metadata={"rows_of_partition": "woongemeente_code"}),
+            "pupils": dg.AssetIn(metadata={"columns": list(GUARDED_IDENTIFIERS)}),
+        },
     )
     def municipal_exports(
         context: dg.AssetExecutionContext,

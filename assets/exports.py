@@ -676,6 +676,10 @@ def export_from_facts(facts: pd.DataFrame, thuiszitter_alerts: pd.DataFrame, *, 
     return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest)
 
 
+# The pupils' columns ``leaked_identifiers`` looks for in every published cell.
+GUARDED_IDENTIFIERS = ("bsn", "onderwijsnummer", "voornaam", "achternaam", "postcode", "geboortedatum")
+
+
 def _text_chunks(values: pd.Series) -> list[pa.Array]:
     """A column's values as Arrow string chunks (no copy for an Arrow-backed text column)."""
     array = pa.array(values.astype("str"), from_pandas=True)

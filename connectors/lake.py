@@ -28,8 +28,12 @@ def write_parquet(frame: pd.DataFrame, target: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: Path, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+    """A lake file as a frame; ``columns`` (those the file has) and ``filters`` are applied while reading."""
+    if columns is not None:
+        present = set(pq.read_schema(path).names)
+        columns = [c for c in columns if c in present]
+    return pq.read_table(path, columns=columns, filters=filters).to_pandas()
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -47,14 +51,25 @@ class LakeIOManager(dg.ConfigurableIOManager):
         write_parquet(obj, self._path(context.asset_key, partition))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        """The upstream frame; an input may ask for less through its metadata (``dg.AssetIn(metadata=...)``):
+
+        - ``columns``: only these columns (those the file has);
+        - ``rows_of_partition``: only the rows whose value in this column is the run's partition key
+          (a municipality's export reads the region-wide facts of its own residents only).
+        """
         key = context.asset_key
+        wanted = context.definition_metadata or {}
+        columns = wanted.get("columns")
+        filters = None
+        if wanted.get("rows_of_partition") and context.has_partition_key:
+            filters = [(wanted["rows_of_partition"], "=", context.partition_key)]
         if not context.has_asset_partitions:
-            return read_parquet(self._path(key, None))
+            return read_parquet(self._path(key, None), columns, filters)
         frames = []
         for partition in context.asset_partition_keys:
             path = self._path(key, partition)
             if path.exists():
-                frames.append(read_parquet(path))
+                frames.append(read_parquet(path, columns, filters))
             else:
                 context.log.warning(f"{key.to_user_string()} partition {partition} has never been materialized; skipped")
         if not frames:

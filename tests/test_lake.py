@@ -51,3 +51,26 @@ def test_an_unpartitioned_reader_gets_every_materialized_partition(tmp_path):
     assert result.success
     out = pd.read_parquet(tmp_path / "assets" / "combined" / "_all.parquet")
     assert sorted(out["gemeente"].unique()) == ["GM0001", "GM0003"]
+
+
+def test_an_input_can_ask_for_some_columns_and_for_its_partitions_rows_only(tmp_path):
+    gemeenten = dg.StaticPartitionsDefinition(["GM0001", "GM0002"])
+    seen = {}
+
+    @dg.asset(io_manager_key="lake")
+    def facts() -> pd.DataFrame:
+        return pd.DataFrame({"gemeente": ["GM0001", "GM0002", "GM0001"], "waarde": [1, 2, 3], "geheim": ["a", "b", "c"]})
+
+    @dg.asset(partitions_def=gemeenten, io_manager_key="lake", ins={
+        "facts": dg.AssetIn(metadata={"rows_of_partition": "gemeente", "columns": ["gemeente", "waarde", "absent"]}),
+    })
+    def per_gemeente(context, facts: pd.DataFrame) -> None:
+        seen[context.partition_key] = facts
+
+    resources = {"lake": LakeIOManager(root=str(tmp_path))}
+    assert dg.materialize([facts], resources=resources).success
+    for gemeente in gemeenten.get_partition_keys():
+        assert dg.materialize([facts, per_gemeente], selection=[per_gemeente], partition_key=gemeente,
+                              resources=resources).success
+    assert seen["GM0001"].to_dict("list") == {"gemeente": ["GM0001", "GM0001"], "waarde": [1, 3]}
+    assert seen["GM0002"].to_dict("list") == {"gemeente": ["GM0002"], "waarde": [2]}
