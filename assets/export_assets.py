@@ -20,12 +20,13 @@ import dagster as dg
 import pandas as pd
 
 from assets.exports import (
+    GUARDED_IDENTIFIERS,
     MONITORING_COLUMNS,
     SECONDARY_CELL,
     SMALL_CELL,
+    ColumnDoc,
     ExportInputs,
     ExportKeyMissing,
-    GUARDED_IDENTIFIERS,
     ExportSettings,
     MunicipalExport,
     export_from_facts,
@@ -123,6 +124,22 @@ def _column_schema() -> dg.TableSchema:
                                    for name, doc in MONITORING_COLUMNS.items()])
 
 
+# The internal columns of ``export_facts`` that the published monitoring table does not have.
+_FACT_ONLY_COLUMNS = {
+    "pupil_key": ColumnDoc("tekst", "interne leerlingsleutel (bsn:… of onr:…); nooit gepubliceerd, de export "
+                           "vervangt hem door het pseudoniem", "pupils"),
+    "leeftijdsklasse": ColumnDoc("tekst", "leeftijdsklasse op de peildatum, voor de aggregaten", "pupils"),
+}
+
+
+def _facts_schema(facts: pd.DataFrame) -> dg.TableSchema:
+    docs = {**MONITORING_COLUMNS, **_FACT_ONLY_COLUMNS}
+    return dg.TableSchema(columns=[
+        dg.TableColumn(name, docs[name].type if name in docs else str(facts[name].dtype),
+                       description=f"{docs[name].betekenis} (bron: {docs[name].bron})" if name in docs else None)
+        for name in facts.columns])
+
+
 def _files_markdown(written: WrittenFolder) -> str:
     lines = ["| file | rows | sha256 |", "|---|---:|---|"]
     lines += [f"| {name} | {entry['rows']} | {entry['sha256'][:12]} |" for name, entry in written.files.items()]
@@ -171,8 +188,10 @@ def build_export_assets(
         inputs = ExportInputs(pupils, vo_absence, youth_care_waitlist, po_transfers, mbo_outflow, thuiszitter_alerts)
         facts = resident_facts(inputs, region.gemeente_codes, region_config.evaluation(), region.calendar, settings)
         per_gemeente = facts["woongemeente_code"].value_counts().sort_index()
-        return dg.Output(facts.reset_index(), metadata={
+        facts = facts.reset_index()
+        return dg.Output(facts, metadata={
             "dagster/row_count": len(facts),
+            "dagster/column_schema": _facts_schema(facts),
             "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
         })
 

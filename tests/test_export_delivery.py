@@ -338,6 +338,9 @@ def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, 
     [materialization] = result.asset_materializations_for_node("municipal_exports")
     metadata = materialization.metadata
     assert metadata["dagster/row_count"].value == 1
+    [facts] = result.asset_materializations_for_node("export_facts")
+    described = {c.name: c.description for c in facts.metadata["dagster/column_schema"].schema.columns}
+    assert "nooit gepubliceerd" in described["pupil_key"] and described["wachttijd_weken"]
     assert metadata["verouderde_bronnen"].value == ["vo_verzuim"]
     folder = tmp_path / "outbox" / "gemeenten" / "GM0118" / "2026-10-05"
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
