@@ -126,8 +126,6 @@ class _Workers:
         return [p for p in self.pids if os.path.exists(f"/proc/{p}")]
 
 
-_workers = _Workers()
-
 
 def _resident_kib(pid: int) -> int:
     try:
@@ -149,7 +147,7 @@ def _proportional_kib(pid: int) -> int:
     return 0
 
 
-def _sample(pid: int) -> tuple[float, float, int] | None:
+def _sample(pid: int, workers: _Workers) -> tuple[float, float, int] | None:
     """(time, CPU seconds, memory KiB) of the measured process *and its descendants*.
 
     CPU: utime + stime of the process and cutime + cstime of its finished, reaped children (fields
@@ -161,9 +159,9 @@ def _sample(pid: int) -> tuple[float, float, int] | None:
     if fields is None:
         return None
     cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / _TICKS
-    workers = _workers.of(pid)
-    memory = _resident_kib(pid) if not workers else _proportional_kib(pid)
-    for child in workers:
+    descendants = workers.of(pid)
+    memory = _resident_kib(pid) if not descendants else _proportional_kib(pid)
+    for child in descendants:
         child_fields = _stat(child)
         if child_fields is not None:
             cpu += (int(child_fields[11]) + int(child_fields[12])) / _TICKS
@@ -181,9 +179,11 @@ def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()
 
+    workers = _Workers()
+
     def poll() -> None:
         while not stop.is_set():
-            sample = _sample(process.pid)
+            sample = _sample(process.pid, workers)
             if sample is not None:
                 samples.append(sample)
             stop.wait(SAMPLE_S)

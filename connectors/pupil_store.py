@@ -78,5 +78,4 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
         # In key order: SQLite's index on pupil_key then grows at its end (twice as fast for a million rows).
         opens = opens.iloc[pc.sort_indices(pa.array(opens["pupil_key"], type=pa.large_string())).to_numpy()]
         bulk_insert(conn, pupil_history, opens.loc[:, ["pupil_key", *TRACKED]].assign(valid_from=night))
-        stays = same
-    return {"opened": len(opens), "closed": len(close_ids), "unchanged": int(stays.sum())}
+    return {"opened": len(opens), "closed": len(close_ids), "unchanged": int(same.sum())}

@@ -28,8 +28,8 @@ import io
 import numbers
 import zipfile
 from collections.abc import Iterator
-from queue import Queue
-from threading import Thread
+from queue import Full, Queue
+from threading import Event, Thread
 
 import numpy as np
 import pandas as pd
@@ -151,9 +151,8 @@ class _Column:
         self.kind = None if isinstance(self.kinds, pa.Array) else self.kinds
 
     def width(self) -> int:
-        lengths = pc.utf8_length(self.values)
-        longest = pc.max(lengths).as_py() or 0
-        return longest
+        """Characters of the longest cell (as written, so an escaped ``&`` counts a few more)."""
+        return pc.max(pc.utf8_length(self.values)).as_py() or 0
 
     def xml(self, letter: str, rows: pa.Array, start: int, stop: int) -> pa.Array:
         values = self.values.slice(start, stop - start)
@@ -270,7 +269,9 @@ def _row_blocks(columns: list[_Column], letters: list[str], n_rows: int) -> Iter
 
 def _concatenated(strings: pa.Array) -> memoryview:
     """The values of a string array back to back: its data buffer, without a copy per value."""
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=len(strings) + 1, offset=strings.offset * 4)
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=width, count=len(strings) + 1,
+                            offset=strings.offset * np.dtype(width).itemsize)
     return memoryview(strings.buffers()[2])[offsets[0]:offsets[-1]]
 
 
@@ -278,24 +279,39 @@ def _ahead(parts: Iterator[bytes | memoryview], depth: int = 2) -> Iterator[byte
     """``parts`` rendered in a helper thread, at most ``depth`` ahead of the consumer.
 
     Rendering (Arrow string kernels) and compressing (zlib) both release the GIL, so the sheet's
-    next rows are built while the previous ones are compressed: two cores instead of one.
+    next rows are built while the previous ones are compressed: two cores instead of one. A failure
+    in the helper is raised to the consumer; a consumer that stops early stops the helper too.
     """
     queue: Queue = Queue(maxsize=depth)
+    stopped = Event()
     done = object()
+
+    def offer(item: object) -> bool:
+        while not stopped.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for part in parts:
-                queue.put(part)
-            queue.put(done)
+                if not offer(part):
+                    return
+            offer(done)
         except BaseException as error:  # handed to the consumer, raised there
-            queue.put(error)
+            offer(error)
 
     Thread(target=produce, name="xlsx-rows", daemon=True).start()
-    while (part := queue.get()) is not done:
-        if isinstance(part, BaseException):
-            raise part
-        yield part
+    try:
+        while (part := queue.get()) is not done:
+            if isinstance(part, BaseException):
+                raise part
+            yield part
+    finally:
+        stopped.set()
 
 
 def _sheet_xml_parts(frame: pd.DataFrame) -> Iterator[bytes | memoryview]:

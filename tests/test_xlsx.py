@@ -118,3 +118,16 @@ def test_a_text_longer_than_an_excel_cell_holds_is_cut_at_excels_limit():
     _, rows = openpyxl_rows(xlsx.xlsx_bytes(table, "Blad"))
     assert [len(v) for v in rows[1]] == [xlsx.MAX_CELL_CHARACTERS, xlsx.MAX_CELL_CHARACTERS]
     assert rows[2] == ("kort", 1)
+
+
+def test_a_consumer_that_stops_early_stops_the_helper_thread():
+    import threading
+    import time
+
+    rows = xlsx._ahead(iter([b"x"] * 100))
+    assert next(rows) == b"x"
+    rows.close()
+    deadline = time.monotonic() + 2
+    while any(t.name == "xlsx-rows" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "xlsx-rows" for t in threading.enumerate())
