@@ -20,15 +20,18 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
 from schemas.checks import describe, duplicate_row
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields, dataset_schema, personal_fields
+from schemas.frames import select_rows
 from schemas.parse import FAILURE_COLUMNS, no_failures, parse_dataset
 from settings.region import Region
 
+DELIVERY_KEY = ["source_id", "delivery", "delivery_sha256"]
 REJECT_COLUMNS = [
     "source_id", "delivery", "delivery_sha256", "delivery_row", "row_fingerprint", "column", "rule", "message",
     "value_masked",
@@ -91,8 +94,9 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
     if missing:
         raise ValueError(f"raw {dataset} frame lacks provenance column(s) {missing}")
     raw = raw.reset_index(drop=True)
-    rejected_deliveries, broken = contract_violations(dataset, raw, region)
-    accepted = raw.loc[~broken] if broken.any() else raw  # no copy of a million rows when nothing broke
+    delivery_of_row, deliveries = delivery_ids(raw)
+    rejected_deliveries, broken = contract_violations(dataset, raw, region, delivery_of_row, deliveries)
+    accepted = select_rows(raw, ~broken.to_numpy())  # no copy of a million rows when nothing broke
 
     parsed = parse_dataset(dataset, accepted, region)
     schema = dataset_schema(
@@ -107,11 +111,12 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         ignore_index=True,
     ).drop_duplicates(["row", "column", "rule"])
 
-    valid = parsed.frame.loc[~parsed.frame.index.isin(failures["row"].unique())] if len(failures) else parsed.frame
+    valid = select_rows(parsed.frame, ~parsed.frame.index.isin(failures["row"].unique()))
     _revalidate(schema, valid)
     valid = valid.assign(buiten_regio=outside_region(valid, region)).reset_index(drop=True)
     rejects = _rejects(dataset, accepted, failures)
     per_source = _reconcile(raw, broken, valid, failures)
+    refused = {(r.source_id, r.delivery, r.delivery_sha256) for r in rejected_deliveries}
     return ValidationResult(
         dataset=dataset,
         valid=valid,
@@ -120,42 +125,57 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         unknown_codes=parsed.unknown_codes,
         counts=_counts(rejects),
         per_source=per_source,
-        deliveries=_deliveries(accepted),
+        deliveries=[key for key in deliveries if key not in refused],
         rejected_deliveries=rejected_deliveries,
     )
 
 
-def contract_violations(dataset: str, raw: pd.DataFrame, region: Region) -> tuple[list[DeliveryRejected], pd.Series]:
-    """Deliveries that break the contract as a whole, and the mask of their rows.
+def contract_violations(dataset: str, raw: pd.DataFrame, region: Region, ids: np.ndarray,
+                        deliveries: list[tuple[str, str, str]]) -> tuple[list[DeliveryRejected], pd.Series]:
+    """Deliveries that break the contract as a whole, and the mask of their rows (``delivery_ids``
+    gives ``ids`` and ``deliveries``).
 
     A delivery is rejected when its source is not a source of this dataset in the region YAML, or
     when a required field is absent or empty in every one of its rows (the column was not mapped,
     or the partner sent it blank): judging such rows one by one would bury the real problem.
     """
     required = [name for name, column in canonical_fields(dataset).items() if not column.nullable]
-    filled = pd.DataFrame(
-        {name: raw[name].notna() if name in raw.columns else False for name in required}, index=raw.index
-    )
-    keys = ["source_id", "delivery", "delivery_sha256"]
-    per_delivery = filled.groupby([raw[k] for k in keys], sort=True).any()
-    sizes = raw.groupby(keys, sort=True).size()
-    rejected, broken = [], pd.Series(False, index=raw.index)
-    for (source_id, delivery, sha256), has_values in per_delivery.iterrows():  # one iteration per delivery
+    sizes = np.bincount(ids, minlength=len(deliveries))
+    filled = {  # per delivery: does any row fill the field?
+        name: np.bincount(ids, weights=raw[name].notna().to_numpy(), minlength=len(deliveries)) > 0
+        if name in raw.columns else np.zeros(len(deliveries), dtype=bool)
+        for name in required
+    }
+    rejected, broken = [], np.zeros(len(raw), dtype=bool)
+    for number, (source_id, delivery, sha256) in sorted(enumerate(deliveries), key=lambda item: item[1]):
         source = region.sources.get(source_id)
         if source is None or source.dataset != dataset:
             reason = f"bron {source_id} is geen bron van {dataset} in de regioconfiguratie"
-        elif not has_values.all():
-            empty = ", ".join(has_values.index[~has_values])
+        elif not all(filled[name][number] for name in required):
+            empty = ", ".join(name for name in required if not filled[name][number])
             reason = (
                 f"verplichte kolom(men) {empty} ontbreken of zijn in elke rij leeg "
                 f"(controleer sources.{source_id}.columns in de regioconfiguratie en de levering)"
             )
         else:
             continue
-        rows = int(sizes[(source_id, delivery, sha256)])
-        rejected.append(DeliveryRejected(source_id, delivery, sha256, rows, reason))
-        broken |= (raw["source_id"] == source_id) & (raw["delivery"] == delivery) & (raw["delivery_sha256"] == sha256)
-    return rejected, broken
+        rejected.append(DeliveryRejected(source_id, delivery, sha256, int(sizes[number]), reason))
+        broken |= ids == number
+    return rejected, pd.Series(broken, index=raw.index)
+
+
+def delivery_ids(raw: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
+    """Per row the number of its delivery, and the deliveries as (source_id, delivery, sha256) in
+    the order of their first row. A frame holds a handful of deliveries in millions of rows: each
+    provenance column is factorized once, not grouped on as text."""
+    combined = np.zeros(len(raw), dtype=np.int64)
+    for name in DELIVERY_KEY:
+        codes, distinct = pd.factorize(raw[name])
+        combined = combined * (len(distinct) + 1) + codes + 1
+    ids, _ = pd.factorize(combined)
+    first = np.unique(ids, return_index=True)[1]
+    keys = raw[DELIVERY_KEY].iloc[first]
+    return ids, [tuple(map(str, key)) for key in keys.itertuples(index=False)]
 
 
 def check_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
@@ -283,11 +303,6 @@ def _rejects(dataset: str, raw: pd.DataFrame, failures: pd.DataFrame) -> pd.Data
 def _counts(rejects: pd.DataFrame) -> dict[str, int]:
     distinct = rejects.drop_duplicates(["source_id", "delivery", "delivery_row", "rule"])
     return {rule: int(n) for rule, n in distinct["rule"].value_counts().sort_index().items()}
-
-
-def _deliveries(raw: pd.DataFrame) -> list[tuple[str, str, str]]:
-    keys = raw.loc[:, ["source_id", "delivery", "delivery_sha256"]].drop_duplicates()
-    return [tuple(map(str, key)) for key in keys.itertuples(index=False)]
 
 
 def _reconcile(raw: pd.DataFrame, broken: pd.Series, valid: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,25 @@
+"""Row selection through Arrow gives exactly what ``frame.loc[mask]`` gives."""
+
+import numpy as np
+import pandas as pd
+
+from schemas.frames import select_rows
+
+
+def test_select_rows_equals_loc_with_every_dtype_of_the_night():
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["a", None, "c", "d"], dtype="str"),
+            "day": pd.to_datetime(["2026-10-01", None, "2026-10-03", "2026-10-04"]),
+            "hours": [1.5, np.nan, 3.0, 4.0],
+            "flag": pd.array([True, None, False, True], dtype="boolean"),
+            "count": pd.array([1, None, 3, 4], dtype="Int64"),
+            "row": np.arange(4, dtype="int64"),
+        },
+        index=[10, 11, 12, 13],
+    )
+    mask = np.array([True, True, False, True])
+    selected = select_rows(frame, mask)
+    pd.testing.assert_frame_equal(selected, frame.loc[mask])
+    assert select_rows(frame, np.ones(4, dtype=bool)) is frame
+    pd.testing.assert_frame_equal(select_rows(frame, np.zeros(4, dtype=bool)), frame.loc[[False] * 4])
