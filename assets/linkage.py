@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def pupil_key(frame: pd.DataFrame) -> pd.Series:
@@ -16,6 +18,32 @@ def pupil_key(frame: pd.DataFrame) -> pd.Series:
     bsn = frame["bsn"] if "bsn" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")
     onr = frame["onderwijsnummer"] if "onderwijsnummer" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")
     return ("bsn:" + bsn).fillna("onr:" + onr).astype("str")
+
+
+def key_positions(frame: pd.DataFrame, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Position in ``keys`` (pupil keys) of each row's ``pupil_key``; -1 when absent or without one.
+
+    The same answer as looking up ``pupil_key(frame)``, without building a key text per row: the
+    BSNs are looked up among the keys' BSNs and, where a row has none, the onderwijsnummers among
+    theirs (Arrow hash lookups on the delivered values; millions of absence rows).
+    """
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    keys = keys.cast(pa.large_string())
+    positions = np.full(len(frame), -1, dtype=np.int64)
+    remaining = np.ones(len(frame), dtype=bool)
+    for column, prefix in (("bsn", "bsn:"), ("onderwijsnummer", "onr:")):
+        if column not in frame.columns:
+            continue
+        of_kind = pc.fill_null(pc.starts_with(keys, prefix), False)
+        where = np.flatnonzero(of_kind.to_numpy(zero_copy_only=False))
+        known = pc.utf8_slice_codeunits(keys.filter(of_kind), len(prefix))
+        values = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
+        present = remaining & pc.is_valid(values).to_numpy(zero_copy_only=False)
+        found = pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
+        hit = present & (found >= 0)
+        positions[hit] = where[found[hit]]
+        remaining &= ~present  # a row with a BSN is never looked up by its onderwijsnummer
+    return positions
 
 
 # Where a pupil's current facts (residence, name) come from, best first: the VO school's own

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 
-from assets.linkage import link_pupils, pupil_key
+from assets.linkage import key_positions, link_pupils, pupil_key
 
 NIGHT = pd.Timestamp("2026-10-05")
 
@@ -80,3 +81,16 @@ def test_a_school_change_is_not_a_conflict_and_the_current_school_counts():
     )
     assert conflicts.empty
     assert pupils["vo_brin6"].tolist() == ["03XM00"]
+
+
+def test_key_positions_find_what_a_lookup_of_pupil_key_finds():
+    keys = pd.Series(["bsn:111222333", "onr:101234567", "bsn:999999990", "onr:109999999"], dtype="str")
+    frame = pd.DataFrame({
+        "bsn": pd.Series(["111222333", None, "999999990", None, "123456782", "111222333", None], dtype="str"),
+        "onderwijsnummer": pd.Series([None, "101234567", "101234567", None, None, "109999999", "100000000"],
+                                     dtype="str"),
+    })
+    expected = pd.Index(keys).get_indexer(pupil_key(frame))
+    assert key_positions(frame, pa.array(keys)).tolist() == expected.tolist() == [0, 1, 2, -1, -1, 0, -1]
+    only_onr = frame.drop(columns="bsn")
+    assert key_positions(only_onr, pa.array(keys)).tolist() == pd.Index(keys).get_indexer(pupil_key(only_onr)).tolist()
