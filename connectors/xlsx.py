@@ -48,6 +48,8 @@ _EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "ns")
 _NS_PER_DAY = 86_400 * 10**9
 # Characters XML 1.0 does not allow; Excel reads them back from the _xHHHH_ escape (as xlsxwriter writes them).
 _CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"]
+_CONTROL_CLASS = "[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_NEEDS_ESCAPING = "[&<>\x00-\x08\x0b\x0c\x0e-\x1f]"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 _XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -115,12 +117,17 @@ def _escape(text: str) -> str:
 
 
 def _escape_array(text: pa.Array) -> pa.Array:
-    if (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_CELL_CHARACTERS:
+    """XML text of every value, cut at Excel's cell limit. One scan finds whether a column needs any
+    of it (most columns of the night are codes, digits and hex pseudonyms that need nothing)."""
+    longest = pc.max(pc.binary_length(text)).as_py() or 0  # bytes ≥ characters: a cheap first test
+    if longest > MAX_CELL_CHARACTERS and (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_CELL_CHARACTERS:
         text = pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARACTERS)
+    if not pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPING)).as_py():
+        return text
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         if pc.any(pc.match_substring(text, char)).as_py():
             text = pc.replace_substring(text, char, entity)
-    if pc.any(pc.match_substring_regex(text, "[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
+    if pc.any(pc.match_substring_regex(text, _CONTROL_CLASS)).as_py():
         for char in _CONTROL:
             text = pc.replace_substring(text, char, f"_x{ord(char):04X}_")
     return text
