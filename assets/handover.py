@@ -23,10 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
-from assets.linkage import pupil_key
+from assets.linkage import key_positions, pupil_key
 from connectors.outbox import safe_segment
 from schemas.datasets import consent_gated_fields
+from schemas.frames import select_rows
 
 # BRIN (4 characters, an institution) or BRIN + vestiging (6, a school location): domain.md §3.
 BRIN_CODE = re.compile(r"^\d{2}[A-Z]{2}(\d{2})?$")
@@ -387,11 +389,15 @@ def vo_mbo_handover(mbo_outflow: pd.DataFrame, po_transfers: pd.DataFrame, vo_en
     (domain.md §2.4, §7); a leaver without a PO dossier gets "geen gegevens" in ``Reden leeg``.
     """
     rows, left_out = mbo_applications(mbo_outflow, pupil_conflicts)
-    po = po_transfers.assign(pupil_key=pupil_key(po_transfers))
+    # Only the leavers' own PO dossiers and VO enrolments are sorted and merged: a tenth of the rows.
+    leavers = pa.array(rows["pupil_key"].dropna().unique(), type=pa.large_string())
+    po = select_rows(po_transfers, key_positions(po_transfers, leavers) >= 0)
+    po = po.assign(pupil_key=pupil_key(po))
     dossier = _latest(po.loc[po["pupil_key"].notna()], ["pupil_key"], ["schooljaar", "aanmelddatum"])
     dossier = dossier.loc[:, ["pupil_key", *SUPPORT_FIELDS, "delivery", "delivery_sha256"]].rename(
         columns={"delivery": "po_delivery", "delivery_sha256": "po_delivery_sha256"})
-    vo = vo_enrolment.assign(pupil_key=pupil_key(vo_enrolment))
+    vo = select_rows(vo_enrolment, key_positions(vo_enrolment, leavers) >= 0)
+    vo = vo.assign(pupil_key=pupil_key(vo))
     enrolment = _latest(vo.loc[vo["pupil_key"].notna()], ["pupil_key"], ["inschrijfdatum"])
     enrolment = enrolment.loc[:, ["pupil_key", "voornaam", "tussenvoegsel", "achternaam", "onderwijsniveau",
                                   "delivery", "delivery_sha256"]].rename(
