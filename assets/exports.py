@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
 from assets.linkage import pupil_key
 from connectors.outbox import neutralise, parquet_bytes, table_files
+from schemas.frames import select_rows
 from settings.region import Calendar
 
 SCHEMA_VERSION = "1.0"
@@ -161,10 +162,18 @@ def residents(pupils: pd.DataFrame, gemeenten: str | Sequence[str]) -> pd.DataFr
 
 
 def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
-    """``values.isin(keys)`` for text, through one Arrow hash table of ``keys`` (pandas 3's
-    Arrow-string ``isin`` re-boxed every key on every call, which dominated the exports at scale)."""
+    """``values.isin(keys)`` for text, through Arrow hash tables (pandas 3's Arrow-string ``isin``
+    re-boxed every key on every call, which dominated the exports at scale).
+
+    The smaller side is the one hashed: with a million residents' keys and a few hundred thousand
+    rows, the keys that occur among the values are found first (a lookup in the values' table),
+    and the values are then looked up among those few.
+    """
     text = pa.array(pd.Series(values, copy=False).astype("str"), type=pa.large_string(), from_pandas=True)
-    found = pc.is_in(text, value_set=pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True))
+    key_text = pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True)
+    if len(key_text) > len(text):
+        key_text = key_text.filter(pc.fill_null(pc.is_in(key_text, value_set=text), False))
+    found = pc.is_in(text, value_set=key_text)
     return np.asarray(pc.fill_null(found, False), dtype=bool)
 
 
@@ -183,7 +192,7 @@ def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str]) -> pd.Da
     has_bsn = bsn.notna().to_numpy()
     mine = np.where(has_bsn, _member(bsn, bsn_keys), _member(onr, onr_keys) & onr.notna().to_numpy())
     identifiers = [c for c in ("bsn", "onderwijsnummer") if c in frame.columns]
-    rows = frame.loc[:, [*identifiers, *(c for c in columns if c not in identifiers)]].iloc[np.flatnonzero(mine)]
+    rows = select_rows(frame.loc[:, [*identifiers, *(c for c in columns if c not in identifiers)]], mine)
     return rows.assign(pupil_key=pupil_key(rows))
 
 
