@@ -73,11 +73,19 @@ def identity_rows(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _in_conflict(ids: np.ndarray, values: pd.Series, n_ids: int) -> np.ndarray:
-    """Per identity id: does it have more than one distinct non-missing value?"""
+    """Per identity id: does it have more than one distinct non-missing value?
+
+    An id has two values exactly when its smallest and largest value code differ: one pass over the
+    rows (``ufunc.at``), no sort.
+    """
     known = values.notna().to_numpy()
-    value_codes, distinct = pd.factorize(values[known])
-    pairs = np.unique(ids[known].astype(np.int64) * max(1, len(distinct)) + value_codes)
-    return np.bincount(pairs // max(1, len(distinct)), minlength=n_ids) > 1
+    value_codes, _ = pd.factorize(values[known])
+    known_ids = ids[known].astype(np.int64)
+    lowest = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
+    highest = np.full(n_ids, -1, dtype=np.int64)
+    np.minimum.at(lowest, known_ids, value_codes)
+    np.maximum.at(highest, known_ids, value_codes)
+    return (highest >= 0) & (highest != lowest)
 
 
 def enrolments_active_on(enrolment: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
