@@ -39,11 +39,26 @@ def key_positions(frame: pd.DataFrame, keys: pa.Array | pa.ChunkedArray) -> np.n
         known = pc.utf8_slice_codeunits(keys.filter(of_kind), len(prefix))
         values = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
         present = remaining & pc.is_valid(values).to_numpy(zero_copy_only=False)
-        found = pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
+        found = _index_in(values, known)
         hit = present & (found >= 0)
         positions[hit] = where[found[hit]]
         remaining &= ~present  # a row with a BSN is never looked up by its onderwijsnummer
     return positions
+
+
+def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
+    """Position of each value in ``known`` (-1 when absent). Validated BSNs and onderwijsnummers are
+    nine ASCII digits, so both sides usually convert to integers, which hash about a third faster
+    than the texts (a million keys per call); other texts are looked up as they are."""
+    if _nine_digits(values) and _nine_digits(known):
+        values, known = pc.cast(values, pa.int64()), pc.cast(known, pa.int64())
+    return pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
+
+
+def _nine_digits(text: pa.Array) -> bool:
+    """Is every present value exactly nine ASCII digits (so the integer is the same identifier)?"""
+    shaped = pc.and_(pc.equal(pc.binary_length(text), 9), pc.ascii_is_decimal(text))
+    return bool(pc.all(shaped).as_py() in (True, None))  # missing values are skipped; none present: True
 
 
 # Where a pupil's current facts (residence, name) come from, best first: the VO school's own

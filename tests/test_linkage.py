@@ -94,3 +94,10 @@ def test_key_positions_find_what_a_lookup_of_pupil_key_finds():
     assert key_positions(frame, pa.array(keys)).tolist() == expected.tolist() == [0, 1, 2, -1, -1, 0, -1]
     only_onr = frame.drop(columns="bsn")
     assert key_positions(only_onr, pa.array(keys)).tolist() == pd.Index(keys).get_indexer(pupil_key(only_onr)).tolist()
+
+
+def test_key_positions_with_identifiers_that_are_not_nine_digits():
+    keys = pd.Series(["bsn:111222333", "bsn:12345", "onr:101234567"], dtype="str")
+    frame = pd.DataFrame({"bsn": pd.Series(["12345", "111222333", "012345", None], dtype="str"),
+                          "onderwijsnummer": pd.Series([None, None, None, "101234567"], dtype="str")})
+    assert key_positions(frame, pa.array(keys)).tolist() == [1, 0, -1, 2]
