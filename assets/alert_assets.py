@@ -28,12 +28,15 @@ from dataclasses import dataclass
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.alert_rules import DOORSTROOMPUNT, REASONS, SWV, evaluate_alerts
-from assets.linkage import pupil_key
+from assets.linkage import key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
 from connectors.region_config import RegionConfig
+from schemas.frames import select_rows
 from settings.region import Region
 
 SALT_ENV = "SWV_ALERT_SALT"
@@ -175,7 +178,8 @@ def night_alerts(store: AlertStore, tonight: pd.DataFrame, night: dt.date, pupil
     fired = (merged["_merge"] == "both").to_numpy()
     for column in _ATTRIBUTES:
         merged[column] = merged[column].where(fired, merged[f"{column}_stored"])
-    residence = pupils.drop_duplicates("pupil_key", keep="last").set_index("pupil_key")
+    residence = rows_of_pupils(pupils, merged["pupil_key"]).drop_duplicates("pupil_key", keep="last")
+    residence = residence.set_index("pupil_key")
     current = residence["woongemeente_code"].reindex(merged["pupil_key"]).to_numpy()
     merged["woongemeente_code"] = merged["woongemeente_code"].where(pd.isna(current), current)
     merged["buiten_regio"] = residence["buiten_regio"].astype("boolean").reindex(merged["pupil_key"]).array
@@ -214,15 +218,24 @@ LIST_HEADERS = {
 RESIDENCE_HEADERS = ("woongemeente", "gemeentenaam", "buiten_regio")
 
 
+def rows_of_pupils(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``pupil_key`` is one of ``keys``, in their order: the night's few
+    thousand alerted pupils among a million, picked before anything is indexed or de-duplicated."""
+    wanted = pa.array(keys.dropna().unique(), type=pa.large_string())
+    found = pc.is_in(pa.array(frame["pupil_key"], type=pa.large_string(), from_pandas=True), value_set=wanted)
+    return select_rows(frame, pc.fill_null(found, False).to_numpy(zero_copy_only=False))
+
+
 def latest_names(keys: pd.Series, vo_enrolment: pd.DataFrame, po_transfers: pd.DataFrame) -> pd.DataFrame:
     """Name per pupil key from the latest VO enrolment, else the latest PO transfer."""
     name_columns = ["voornaam", "tussenvoegsel", "achternaam"]
-    wanted = pd.Index(keys.unique())
+    wanted = pa.array(keys.dropna().unique(), type=pa.large_string())
     parts = []
     for rank, (frame, date) in enumerate(((po_transfers, "aanmelddatum"), (vo_enrolment, "inschrijfdatum"))):
-        linked = frame.assign(pupil_key=pupil_key(frame), _rank=rank)
-        linked = linked.loc[linked["pupil_key"].isin(wanted), ["pupil_key", "_rank", date, *name_columns]]
-        parts.append(linked.rename(columns={date: "_date"}))
+        # The alerted pupils' rows are picked first (a few thousand of millions), then keyed.
+        linked = select_rows(frame, key_positions(frame, wanted) >= 0)
+        linked = linked.assign(pupil_key=pupil_key(linked), _rank=rank)
+        parts.append(linked.loc[:, ["pupil_key", "_rank", date, *name_columns]].rename(columns={date: "_date"}))
     names = pd.concat(parts, ignore_index=True).sort_values(["_rank", "_date"], kind="stable", na_position="first")
     return names.drop_duplicates("pupil_key", keep="last").set_index("pupil_key").loc[:, name_columns]
 
@@ -235,8 +248,9 @@ def signal_lists(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.Da
     pupils living outside the region appear on the coordinator's list only. No list carries youth-care
     products, providers or diagnoses: the alerts never hold them.
     """
-    people = pupils.drop_duplicates("pupil_key", keep="last").set_index("pupil_key")
-    identity = people.loc[:, ["bsn", "onderwijsnummer", "geboortedatum"]].reindex(alerts["pupil_key"])
+    people = rows_of_pupils(pupils, alerts["pupil_key"]).drop_duplicates("pupil_key", keep="last")
+    identity = people.set_index("pupil_key").loc[:, ["bsn", "onderwijsnummer", "geboortedatum"]].reindex(
+        alerts["pupil_key"])
     names = latest_names(alerts["pupil_key"], vo_enrolment, po_transfers).reindex(alerts["pupil_key"])
     gemeente_names = {g.code: g.naam for g in region.gemeenten}
     full = alerts.assign(
