@@ -127,8 +127,8 @@ def parse_dates(text: pd.Series, groups: dict[str, pd.Index], sources: dict[str,
 
 
 def parse_integers(text: pd.Series) -> pd.Series:
-    """Whole numbers ('3', '3.0', '3,0' from a spreadsheet); anything else is NA."""
-    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    """Whole numbers ('3', '3.0', '3,0' from a spreadsheet); anything else is NA (parsed as decimals)."""
+    numbers = parse_decimals(text)
     whole = (numbers == numbers.round()) & (numbers.abs() < 2**53)
     return numbers.where(whole).astype("Int64")
 
