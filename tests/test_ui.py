@@ -153,6 +153,13 @@ def screenshots(tmp_path_factory) -> Path:
     return SCREENSHOTS if os.environ.get("SWV_UPDATE_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
 
 
+def _shows(locator) -> None:
+    """Visible now or within Playwright's wait (5 s): parts of a page render after the network settles."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_be_visible()
+
+
 def _screenshot(page, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=folder / name)
@@ -186,7 +193,7 @@ def test_a_validated_asset_shows_its_row_count(page, ui):
     _open(page, "/assets/po_transfers")
     expected = ui["row_counts"][("po_transfers", None)]
     assert page.get_by_text("Row count", exact=True).is_visible()
-    assert page.get_by_text(f"{expected:,}", exact=True).first.is_visible()
+    _shows(page.get_by_text(f"{expected:,}", exact=True).first)
 
 
 def test_row_rejects_of_a_validated_asset_shows_as_a_warning_with_its_counts(page, ui, screenshots):
@@ -214,6 +221,6 @@ def test_the_partitioned_waitlist_shows_every_municipality_and_its_row_count(pag
         assert page.get_by_text(gemeente, exact=True).first.is_visible(), gemeente
     expected = ui["row_counts"][("youth_care_waitlist_raw", "GM0118")]
     row = page.locator("tr").filter(has_text="dagster/row_count")
-    assert row.get_by_text(str(expected), exact=True).is_visible()
+    _shows(row.get_by_text(str(expected), exact=True))  # the metadata table renders after the page settles
     _screenshot(page, screenshots, "partitions.png")
 
