@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
-from assets.linkage import pupil_key
+from assets.linkage import key_positions, pupil_key
 from connectors.outbox import neutralise, parquet_bytes, table_files
 from schemas.frames import select_rows
 from settings.region import Calendar
@@ -180,17 +180,11 @@ def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
 def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str]) -> pd.DataFrame:
     """``columns`` of the rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``.
 
-    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.pupil_key``) looked up in
-    the residents' values, before any key text is built and before any other column is copied: the
-    weekly absence has millions of rows.
+    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.key_positions``), before
+    any key text is built and before any other column is copied: the weekly absence has millions
+    of rows.
     """
-    bsn_keys = keys[keys.str.startswith("bsn:")].str[4:]
-    onr_keys = keys[keys.str.startswith("onr:")].str[4:]
-    bsn = frame["bsn"] if "bsn" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")
-    onr = frame["onderwijsnummer"] if "onderwijsnummer" in frame.columns else pd.Series(pd.NA, index=frame.index,
-                                                                                          dtype="str")
-    has_bsn = bsn.notna().to_numpy()
-    mine = np.where(has_bsn, _member(bsn, bsn_keys), _member(onr, onr_keys) & onr.notna().to_numpy())
+    mine = key_positions(frame, pa.array(keys.astype("str"), type=pa.large_string(), from_pandas=True)) >= 0
     identifiers = [c for c in ("bsn", "onderwijsnummer") if c in frame.columns]
     rows = select_rows(frame.loc[:, [*identifiers, *(c for c in columns if c not in identifiers)]], mine)
     return rows.assign(pupil_key=pupil_key(rows))

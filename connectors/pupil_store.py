@@ -60,11 +60,6 @@ def _last_night(conn: sa.Connection) -> dt.date | None:
     return None if latest is None else pd.Timestamp(latest).date()
 
 
-def _open_rows_of_nothing() -> pd.DataFrame:
-    return pd.DataFrame({"id": np.zeros(0, dtype=np.int64),
-                         **{name: pd.Series(dtype="str") for name in ("pupil_key", *TRACKED)}})
-
-
 def _without_key_index(conn: sa.Connection, load) -> None:
     """Run ``load`` with the index on ``pupil_key`` dropped, and build the index afterwards."""
     index = next(index for index in pupil_history.indexes if [c.name for c in index.columns] == ["pupil_key"])
@@ -83,7 +78,7 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
         if last is not None and last > night:
             unchanged = conn.execute(sa.select(sa.func.count()).where(pupil_history.c.valid_to.is_(None))).scalar()
             return {"opened": 0, "closed": 0, "unchanged": int(unchanged), "skipped_replay": 1}
-        known = _open_rows(conn) if last is not None else _open_rows_of_nothing()
+        known = _open_rows(conn)
         # Compare by position (one hash lookup of the keys), not by an outer merge that sorts both sides;
         # on Arrow arrays, not pandas' take and comparisons.
         new = pa.Table.from_pandas(current, preserve_index=False)
