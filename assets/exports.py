@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
-from assets.linkage import key_positions, pupil_key
+from assets.linkage import index_in, key_positions
 from connectors.outbox import neutralise, parquet_bytes, table_files
 from schemas.frames import select_rows
 from settings.region import Calendar
@@ -177,17 +177,46 @@ def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
     return np.asarray(pc.fill_null(found, False), dtype=bool)
 
 
-def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of the rows of ``frame`` that concern one of ``keys``, with their ``pupil_key``.
+def _key_array(keys: pd.Index) -> pa.Array:
+    return pa.array(keys.astype("str"), type=pa.large_string(), from_pandas=True)
+
+
+def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str],
+           where: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """``columns`` of the rows of ``frame`` (those in ``where``, if given) that concern one of
+    ``keys``, and per such row the position of its pupil in ``keys``.
 
     Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.key_positions``), before
-    any key text is built and before any other column is copied: the weekly absence has millions
-    of rows.
+    any other column is copied: the weekly absence has millions of rows. The facts are then built
+    on these integer positions (``_spread``), not by aligning on a million pupil-key texts.
     """
-    mine = key_positions(frame, pa.array(keys.astype("str"), type=pa.large_string(), from_pandas=True)) >= 0
     identifiers = [c for c in ("bsn", "onderwijsnummer") if c in frame.columns]
-    rows = select_rows(frame.loc[:, [*identifiers, *(c for c in columns if c not in identifiers)]], mine)
-    return rows.assign(pupil_key=pupil_key(rows))
+    positions = key_positions(frame.loc[:, identifiers], _key_array(keys))
+    mine = positions >= 0 if where is None else (positions >= 0) & where
+    return select_rows(frame.loc[:, list(columns)], mine).reset_index(drop=True), positions[mine]
+
+
+def _spread(values: pd.Series | np.ndarray, at: np.ndarray, n: int) -> pd.api.extensions.ExtensionArray:
+    """One value per pupil at positions ``at`` (each at most once) as an array over all ``n`` pupils,
+    missing where a pupil has none: ``reindex`` by position instead of by key text."""
+    index = np.full(n, -1, dtype=np.int64)
+    index[at] = np.arange(len(at))
+    return pd.array(values).take(index, allow_fill=True)
+
+
+def _labelled(codes: np.ndarray, labels: Sequence[str]) -> pd.api.extensions.ExtensionArray:
+    """Text per row from label codes (-1: missing) by Arrow's take: strings chosen by ``np.select``
+    cost a quarter of a second per million rows to turn into a text column."""
+    return pd.array(pa.array(list(labels), type=pa.large_string()).take(pa.array(codes, mask=codes < 0)), dtype="str")
+
+
+def _last_per_pupil(rows: pd.DataFrame, at: np.ndarray, order: list[str]) -> np.ndarray:
+    """Row numbers of each pupil's most recent row by ``order`` (missing values count as oldest;
+    among equal rows the later one), as ``sort_values(order).drop_duplicates(pupil, keep="last")``."""
+    ordered = rows.sort_values(order, na_position="first", kind="stable").index.to_numpy()
+    backwards = ordered[::-1]
+    _, first_backwards = np.unique(at[backwards], return_index=True)
+    return backwards[first_backwards]
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -202,9 +231,9 @@ def absence_hours(vo_absence: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     """
     weeks = SchoolWeeks.from_calendar(calendar).last_weeks(evaluation_date, ABSENCE_WINDOW_WEEKS)
     in_window = np.isin(monday_of(_days(vo_absence["week_start"])), weeks)
-    rows = _keyed(vo_absence.loc[in_window], keys, ["uren_ongeoorloofd"])
-    hours = rows.groupby("pupil_key")["uren_ongeoorloofd"].sum()
-    return hours.reindex(keys, fill_value=0.0).astype("float64")
+    rows, at = _keyed(vo_absence, keys, ["uren_ongeoorloofd"], where=in_window)
+    hours = rows["uren_ongeoorloofd"].to_numpy(dtype="float64", na_value=0.0)
+    return pd.Series(np.bincount(at, weights=hours, minlength=len(keys)), index=keys, dtype="float64")
 
 
 def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.date,
@@ -219,26 +248,25 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     intake date) is empty.
     """
     e = np.datetime64(evaluation_date, "D")
-    rows = _keyed(waitlist, keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
+    rows, at = _keyed(waitlist, keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
     aanmeld, intake = _days(rows["aanmelddatum"]), _days(rows["intakedatum"])
     start, einde = _days(rows["startdatum"]), _days(rows["einddatum"])
     not_ended = np.isnat(einde) | (einde > e)
     started = ~np.isnat(start) & (start <= e)
     waiting = ~started & not_ended & (aanmeld <= e)
     in_care = started & not_ended
-    entries = pd.DataFrame({
-        "pupil_key": rows["pupil_key"].to_numpy(),
-        "rank": np.where(waiting, 0, 1),
-        "aanmeld": aanmeld, "intake": intake, "start": start,
-        "waiting": waiting,
-        "productcategorie": rows["productcategorie"].to_numpy(),
-    }).loc[waiting | in_care]
-    chosen = entries.sort_values(["pupil_key", "rank", "aanmeld"], kind="stable").drop_duplicates("pupil_key")
+    # Per pupil the first entry by (waiting before in care, earliest aanmelding; no date last).
+    candidates = np.flatnonzero(waiting | in_care)
+    never = np.iinfo(np.int64).max
+    aanmeld_order = np.where(np.isnat(aanmeld), never, aanmeld.astype(np.int64))
+    ordered = candidates[np.lexsort((aanmeld_order[candidates], np.where(waiting, 0, 1)[candidates],
+                                     at[candidates]))]
+    _, first = np.unique(at[ordered], return_index=True)
+    chosen = ordered[first]
 
-    waiting = chosen["waiting"].to_numpy()
-    aanmeld = chosen["aanmeld"].to_numpy(dtype="datetime64[D]")
-    intake = chosen["intake"].to_numpy(dtype="datetime64[D]")
-    until = np.where(waiting, e, chosen["start"].to_numpy(dtype="datetime64[D]"))
+    waiting = waiting[chosen]
+    aanmeld, intake = aanmeld[chosen], intake[chosen]
+    until = np.where(waiting, e, start[chosen])
     intake_until = np.where(np.isnat(intake) & waiting, e, intake)
 
     def weeks(start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -254,43 +282,37 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     norm_10[np.isnat(intake) & ~waiting] = pd.NA
     norm_4 = over(aanmeld, intake_until, settings.intake_norm_weeks)
     norm_4[np.isnat(intake_until)] = pd.NA
-    out = pd.DataFrame({
-        "wachtlijst_status": np.where(waiting, "wacht", "in zorg"),
-        "wachttijd_weken": pd.array(weeks(aanmeld, until), dtype="Int64"),
-        "boven_norm_4": norm_4,
-        "boven_norm_10": norm_10,
-        "boven_norm_14": over(aanmeld, until, settings.total_norm_weeks),
-        "productcategorie": chosen["productcategorie"].to_numpy(),
-    }, index=pd.Index(chosen["pupil_key"], name="pupil_key"))
-    out = out.reindex(keys)
-    out["wachtlijst_status"] = out["wachtlijst_status"].fillna("geen").astype("str")
-    out["productcategorie"] = out["productcategorie"].astype("str")
-    return out
-
-
-def _latest(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Each pupil's most recent row by ``order`` (missing values count as oldest)."""
-    return frame.sort_values(order, na_position="first", kind="stable").drop_duplicates("pupil_key", keep="last")
+    pupils, n = at[chosen], len(keys)
+    status = pd.Series(_spread(pd.array(np.where(waiting, "wacht", "in zorg"), dtype="str"), pupils, n), index=keys)
+    return pd.DataFrame({
+        "wachtlijst_status": status.fillna("geen"),
+        "wachttijd_weken": _spread(pd.array(weeks(aanmeld, until), dtype="Int64"), pupils, n),
+        "boven_norm_4": _spread(norm_4, pupils, n),
+        "boven_norm_10": _spread(norm_10, pupils, n),
+        "boven_norm_14": _spread(over(aanmeld, until, settings.total_norm_weeks), pupils, n),
+        "productcategorie": _spread(rows["productcategorie"].astype("str").array[chosen], pupils, n),
+    }, index=keys)
 
 
 def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Series) -> pd.Series:
     """PO→VO overdracht per pupil: ingeschreven VO, aangemeld VO, niet aangemeld; empty without a transfer."""
-    latest = _latest(_keyed(po_transfers, keys, ["schooljaar", "aanmelddatum", "vo_brin6"]),
-                     ["schooljaar", "aanmelddatum"]).set_index("pupil_key")
-    transferred = _member(keys, latest.index)
-    applied = (latest["vo_brin6"].notna() | latest["aanmelddatum"].notna()).reindex(keys, fill_value=False)
-    status = np.select(
-        [transferred & enrolled.to_numpy(dtype=bool), transferred & applied.to_numpy(dtype=bool), transferred],
-        ["ingeschreven VO", "aangemeld VO", "niet aangemeld"], default=None)
-    return pd.Series(status, index=keys, dtype="str")
+    rows, at = _keyed(po_transfers, keys, ["schooljaar", "aanmelddatum", "vo_brin6"])
+    latest = _last_per_pupil(rows, at, ["schooljaar", "aanmelddatum"])
+    transferred = np.zeros(len(keys), dtype=bool)
+    transferred[at[latest]] = True
+    applied = np.zeros(len(keys), dtype=bool)
+    applied[at[latest]] = (rows["vo_brin6"].notna() | rows["aanmelddatum"].notna()).to_numpy()[latest]
+    status = np.select([transferred & enrolled.to_numpy(dtype=bool), transferred & applied, transferred],
+                       [0, 1, 2], default=-1)
+    return pd.Series(_labelled(status, ["ingeschreven VO", "aangemeld VO", "niet aangemeld"]), index=keys)
 
 
 def mbo_status(mbo_outflow: pd.DataFrame, keys: pd.Index) -> pd.Series:
     """VVA status of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
-    latest = _latest(_keyed(mbo_outflow, keys, ["status_datum", "aanmelddatum", "vva_status"]),
-                     ["status_datum", "aanmelddatum"]).set_index("pupil_key")
-    status = latest["vva_status"].astype("str").fillna("geen_aanmelding")
-    return status.reindex(keys).astype("str")
+    rows, at = _keyed(mbo_outflow, keys, ["status_datum", "aanmelddatum", "vva_status"])
+    latest = _last_per_pupil(rows, at, ["status_datum", "aanmelddatum"])
+    status = rows["vva_status"].astype("str").fillna("geen_aanmelding").array[latest]
+    return pd.Series(_spread(status, at[latest], len(keys)), index=keys, dtype="str")
 
 
 def open_alerts(thuiszitter_alerts: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
@@ -304,16 +326,18 @@ def open_reasons(alerts: pd.DataFrame, keys: pd.Index) -> pd.Series:
     order = {reason: i for i, reason in enumerate(REASONS)}
     ranked = alerts.drop_duplicates().assign(rank=alerts["reason"].map(order).fillna(len(order)))
     joined = ranked.sort_values(["pupil_key", "rank", "reason"]).groupby("pupil_key")["reason"].agg(",".join)
-    return joined.reindex(keys).astype("str")
+    at = index_in(pa.array(joined.index.astype("str"), type=pa.large_string(), from_pandas=True), _key_array(keys))
+    found = at >= 0
+    return pd.Series(_spread(joined.astype("str").array[found], at[found], len(keys)), index=keys, dtype="str")
 
 
 def age_band(geboortedatum: pd.Series, evaluation_date: dt.date, bands: Sequence[int]) -> pd.Series:
     """Age band on ``E`` (``age_band_labels``); ``onbekend`` without a birth date."""
-    labels = age_band_labels(bands)[:-1]
+    labels = age_band_labels(bands)
     age = age_on(geboortedatum, evaluation_date)
     position = np.searchsorted(np.asarray(bands), age.fillna(-1).to_numpy(dtype=np.int64), side="right")
-    return pd.Series(np.asarray(labels)[position], index=geboortedatum.index, dtype="str").where(
-        age.notna().to_numpy(), UNKNOWN)
+    position[age.isna().to_numpy()] = len(labels) - 1  # onbekend
+    return pd.Series(_labelled(position, labels), index=geboortedatum.index)
 
 
 def age_band_labels(bands: Sequence[int]) -> list[str]:
@@ -338,19 +362,19 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
     enrolled = people["vo_brin6"].notna()
     mbo = mbo_status(inputs.mbo_outflow, keys)
     transfer = transfer_status(inputs.po_transfers, keys, enrolled)
-    onderwijsstatus = np.select(
+    onderwijsstatus = _labelled(np.select(
         [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
          (transfer == "aangemeld VO").fillna(False).to_numpy()],
-        list(ONDERWIJSSTATUS[:4]), default=ONDERWIJSSTATUS[4])
+        [0, 1, 2, 3], default=4), ONDERWIJSSTATUS)
     facts = pd.DataFrame({
         "woongemeente_code": people["woongemeente_code"].astype("str"),
         "geboortejaar": as_dates(people["geboortedatum"]).dt.year.astype("Int64"),
         "pc4": people["postcode"].astype("str").str.replace(" ", "", regex=False).str[:4],
-        "onderwijsstatus": pd.Series(onderwijsstatus, index=keys, dtype="str"),
+        "onderwijsstatus": pd.Series(onderwijsstatus, index=keys),
         "vo_brin6": people["vo_brin6"].astype("str"),
         "uren_ongeoorloofd_4w": absence_hours(inputs.vo_absence, keys, evaluation_date, calendar),
     }, index=keys)
-    facts = facts.join(waitlist_status(inputs.youth_care_waitlist, keys, evaluation_date, settings))
+    facts = pd.concat([facts, waitlist_status(inputs.youth_care_waitlist, keys, evaluation_date, settings)], axis=1)
     facts["overdracht_status"] = transfer
     facts["mbo_status"] = mbo
     facts["open_signalen"] = open_reasons(open_alerts(inputs.thuiszitter_alerts, keys), keys)

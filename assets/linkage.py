@@ -39,14 +39,14 @@ def key_positions(frame: pd.DataFrame, keys: pa.Array | pa.ChunkedArray) -> np.n
         known = pc.utf8_slice_codeunits(keys.filter(of_kind), len(prefix))
         values = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
         present = remaining & pc.is_valid(values).to_numpy(zero_copy_only=False)
-        found = _index_in(values, known)
+        found = index_in(values, known)
         hit = present & (found >= 0)
         positions[hit] = where[found[hit]]
         remaining &= ~present  # a row with a BSN is never looked up by its onderwijsnummer
     return positions
 
 
-def _index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
+def index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
     """Position of each value in ``known`` (-1 when absent).
 
     Validated BSNs and onderwijsnummers are nine ASCII digits, so both sides usually convert to

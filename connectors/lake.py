@@ -23,9 +23,12 @@ _UNPARTITIONED = "_all"
 
 
 def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """Written whole and atomically. Without column statistics: lake files are read whole (a
+    partition's filter is applied row by row, as its rows are spread over every row group), and
+    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
