@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.alert_rules import DOORSTROOMPUNT, REASONS, SWV, evaluate_alerts
+from assets.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, REASONS, SWV, evaluate_alerts
 from assets.linkage import key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
@@ -344,6 +344,7 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     owners=OWNERS,
     kinds={"pandas", "xlsx", "csv"},
     io_manager_key="lake_io_manager",
+    ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_FIELDS)})},
 )
 def thuiszitter_alerts(
     context: dg.AssetExecutionContext,

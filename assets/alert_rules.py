@@ -50,6 +50,9 @@ REASONS = {
 }
 
 # A havo or vwo diploma is a startkwalificatie (domain.md §4.1); havo_vwo is at least havo.
+# What the rules (and the exports' absence hours) read of the weekly absence: a step asks the lake for
+# these columns only, not for the provenance texts of millions of rows (``dg.AssetIn(metadata=...)``).
+ABSENCE_FIELDS = ("bsn", "onderwijsnummer", "week_start", "uren_ongeoorloofd")
 STARTKWALIFICATIE_LEVELS = ("havo", "vwo", "havo_vwo")
 
 
