@@ -287,6 +287,9 @@ def _rejects(dataset: str, raw: pd.DataFrame, failures: pd.DataFrame) -> pd.Data
         )
     failures = failures.reset_index(drop=True)
     rows = pd.Index(failures["row"].unique())
+    # The rejected rows are few; picking them out once keeps every lookup below off the whole frame
+    # (a lookup per column in millions of rows of Arrow chunks costs more than all the rest).
+    raw = select_rows(raw, raw.index.isin(rows))
     copies = pd.Index(failures.loc[failures["rule"] == "duplicate_row", "row"].unique())
     fingerprints = row_fingerprints(raw, list(canonical_fields(dataset)), rows, copies)
     provenance = raw.loc[failures["row"], ["source_id", "delivery", "delivery_sha256", "delivery_row"]]
