@@ -50,7 +50,7 @@ def safe_segment(value: str) -> str:
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text that Excel would run as a formula with an apostrophe (OWASP CSV injection)."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     for column in out.columns:
         series = out[column]
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
@@ -83,7 +83,10 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
     Written by Arrow's CSV writer (several times faster than ``DataFrame.to_csv`` on Arrow-backed text).
     """
-    shown = neutralise(frame)
+    return _csv(neutralise(frame))
+
+
+def _csv(shown: pd.DataFrame) -> bytes:
     table = pa.table({str(name): _display_column(shown[name]) for name in shown.columns})
     buffer = io.BytesIO()
     buffer.write("\ufeff".encode("utf-8"))
@@ -155,9 +158,10 @@ def write_folder(folder: Path, files: dict[str, tuple[bytes, int]], manifest_ext
 def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = False) -> dict[str, tuple[bytes, int]]:
     """The same rows as CSV and XLSX (and Parquet when asked), ready for ``write_folder``."""
     stem = safe_segment(stem)
+    shown = neutralise(frame)  # once for both: CSV and XLSX show the same neutralised text
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as pool:  # Arrow and zlib release the GIL
-        workbook = pool.submit(xlsx_bytes, frame, sheet)
-        files = {f"{stem}.csv": (csv_bytes(frame), len(frame))}
+        workbook = pool.submit(xlsx.xlsx_bytes, shown, sheet)
+        files = {f"{stem}.csv": (_csv(shown), len(frame))}
         if parquet:
             files[f"{stem}.parquet"] = (parquet_bytes(frame), len(frame))
         files[f"{stem}.xlsx"] = (workbook.result(), len(frame))
