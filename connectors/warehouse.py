@@ -49,7 +49,7 @@ def bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame)
     ``connection.execute(table.insert(), records)`` builds and checks a parameter dict per row, which
     cost seconds per million rows; here each column is converted once (missing values to ``None``,
     then the column type's own bind processing for this database, e.g. dates as ISO text on SQLite)
-    and the rows go to the driver as tuples.
+    and the rows go to the driver's ``executemany`` as tuples, made one at a time.
     """
     if frame.empty:
         return 0
@@ -70,7 +70,11 @@ def bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame)
         return len(frame)
     statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
                  f"({', '.join(quote(n) for n in frame.columns)}) VALUES ({', '.join([mark] * len(frame.columns))})")
-    connection.exec_driver_sql(statement, list(zip(*columns)))
+    cursor = connection.connection.cursor()  # the DBAPI cursor takes the rows as they are made, not as a list of millions
+    try:
+        cursor.executemany(statement, zip(*columns))
+    finally:
+        cursor.close()
     return len(frame)
 
 
