@@ -392,6 +392,48 @@ def test_education_status_follows_enrolment_then_mbo():
     assert _row(Pupil(home="GM0118", school=None))["onderwijsstatus"] == "niet ingeschreven"
 
 
+def _facts_of(inputs: ExportInputs) -> pd.DataFrame:
+    from assets.exports import resident_facts
+
+    return resident_facts(inputs, "GM0118", E, CALENDAR, ExportSettings())
+
+
+def test_of_several_waitlist_entries_the_longest_waiting_open_one_counts():
+    inputs = build_inputs([Pupil(home="GM0118", wait="wacht", wait_weeks=6)], REGION_POOL[:2])
+    entry = inputs.youth_care_waitlist
+    registered = pd.Timestamp(E) - pd.Timedelta(weeks=16)
+    longest = entry.assign(aanmelddatum=registered, intakedatum=registered + pd.Timedelta(weeks=5),
+                           productcategorie="54")
+    in_care = entry.assign(aanmelddatum=registered - pd.Timedelta(weeks=10), startdatum=registered)
+    waits = pd.concat([in_care, entry, longest], ignore_index=True)
+    row = _facts_of(replace(inputs, youth_care_waitlist=waits)).iloc[0]
+    assert (row["wachtlijst_status"], row["wachttijd_weken"], row["productcategorie"]) == ("wacht", 16, "54")
+    assert (row["boven_norm_4"], row["boven_norm_14"]) == (True, True)
+
+
+def test_the_latest_transfer_and_the_latest_mbo_record_count_wherever_they_are_in_the_delivery():
+    inputs = build_inputs([Pupil(home="GM0118", school=None, po=True, mbo="aanmelding_ontvangen")], REGION_POOL[:2])
+    older_transfer = inputs.po_transfers.assign(schooljaar="2025-2026", vo_brin6="04AB00",
+                                                aanmelddatum=pd.Timestamp("2025-03-28"))
+    later_status = inputs.mbo_outflow.assign(vva_status="ingeschreven", status_datum=pd.Timestamp("2026-07-01"))
+    earlier_status = inputs.mbo_outflow.assign(vva_status="afgewezen", status_datum=pd.Timestamp("2026-05-01"))
+    row = _facts_of(replace(
+        inputs,
+        po_transfers=pd.concat([inputs.po_transfers, older_transfer], ignore_index=True),
+        mbo_outflow=pd.concat([later_status, inputs.mbo_outflow, earlier_status], ignore_index=True),
+    )).iloc[0]
+    # 2026-2027 has no school and no aanmelding yet; the older dossier with a school does not count
+    assert row["overdracht_status"] == "niet aangemeld"
+    assert (row["mbo_status"], row["onderwijsstatus"]) == ("ingeschreven", "uitgestroomd naar MBO")
+
+
+def test_a_resident_without_any_record_has_empty_facts():
+    row = _facts_of(build_inputs([Pupil(home="GM0118")], REGION_POOL[:2])).iloc[0]
+    assert (row["wachtlijst_status"], row["uren_ongeoorloofd_4w"]) == ("geen", 0.0)
+    assert all(pd.isna(row[c]) for c in ("wachttijd_weken", "boven_norm_4", "productcategorie", "overdracht_status",
+                                         "mbo_status", "open_signalen"))
+
+
 def test_open_alert_reasons_are_listed_in_rule_order():
     assert _row(Pupil(home="GM0118", reasons=("V16", "ABS")))["open_signalen"] == "ABS,V16"
 
