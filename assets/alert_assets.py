@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, REASONS, SWV, evaluate_alerts
+from assets.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, ENROLMENT_FIELDS, REASONS, SWV, evaluate_alerts
 from assets.linkage import key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
@@ -226,9 +226,12 @@ def rows_of_pupils(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
     return select_rows(frame, pc.fill_null(found, False).to_numpy(zero_copy_only=False))
 
 
+NAME_FIELDS = ("voornaam", "tussenvoegsel", "achternaam")
+
+
 def latest_names(keys: pd.Series, vo_enrolment: pd.DataFrame, po_transfers: pd.DataFrame) -> pd.DataFrame:
     """Name per pupil key from the latest VO enrolment, else the latest PO transfer."""
-    name_columns = ["voornaam", "tussenvoegsel", "achternaam"]
+    name_columns = list(NAME_FIELDS)
     wanted = pa.array(keys.dropna().unique(), type=pa.large_string())
     parts = []
     for rank, (frame, date) in enumerate(((po_transfers, "aanmelddatum"), (vo_enrolment, "inschrijfdatum"))):
@@ -344,7 +347,8 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     owners=OWNERS,
     kinds={"pandas", "xlsx", "csv"},
     io_manager_key="lake_io_manager",
-    ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_FIELDS)})},
+    ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_FIELDS)}),
+         "vo_enrolment": dg.AssetIn(metadata={"columns": [*ENROLMENT_FIELDS, *NAME_FIELDS]})},
 )
 def thuiszitter_alerts(
     context: dg.AssetExecutionContext,

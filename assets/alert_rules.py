@@ -49,10 +49,13 @@ REASONS = {
     DOORSTROOMPUNT: "18 tot 23 jaar zonder startkwalificatie: voor het Doorstroompunt",
 }
 
-# A havo or vwo diploma is a startkwalificatie (domain.md §4.1); havo_vwo is at least havo.
-# What the rules (and the exports' absence hours) read of the weekly absence: a step asks the lake for
-# these columns only, not for the provenance texts of millions of rows (``dg.AssetIn(metadata=...)``).
+# What the rules (and the exports' absence hours) read of the weekly absence and of the enrolments:
+# their steps ask the lake for these columns only (``dg.AssetIn(metadata=...)``), not for the names,
+# addresses and provenance texts of millions of rows.
 ABSENCE_FIELDS = ("bsn", "onderwijsnummer", "week_start", "uren_ongeoorloofd")
+ENROLMENT_FIELDS = ("bsn", "onderwijsnummer", "vo_brin6", "inschrijfdatum", "uitschrijfdatum", "vrijstelling")
+
+# A havo or vwo diploma is a startkwalificatie (domain.md §4.1); havo_vwo is at least havo.
 STARTKWALIFICATIE_LEVELS = ("havo", "vwo", "havo_vwo")
 
 
@@ -340,7 +343,7 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
     keys = pa.Array.from_pandas(people["pupil_key"]).cast(pa.large_string())
     n = len(people)
 
-    enrolment = _linked(vo_enrolment, keys, ["vo_brin6", "inschrijfdatum", "uitschrijfdatum", "vrijstelling"])
+    enrolment = _linked(vo_enrolment, keys, list(ENROLMENT_FIELDS[2:]))
     enrolment = enrolment.assign(inschrijfdatum=as_dates(enrolment["inschrijfdatum"]),
                                  uitschrijfdatum=as_dates(enrolment["uitschrijfdatum"]))
     started = enrolment["inschrijfdatum"].to_numpy(dtype="datetime64[D]") <= e
