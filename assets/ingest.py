@@ -12,6 +12,7 @@ check.
 
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
@@ -67,6 +68,23 @@ def to_canonical(delivery: Delivery, source_id: str, source: Source, fetched_at:
     return frame.loc[:, [*canonical_fields(source.dataset), *PROVENANCE_COLUMNS]]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A delivery read tonight, to keep as its immutable raw snapshot (``keep_snapshots``)."""
+
+    source_id: str
+    delivery: str
+    sha256: str
+    frame: pd.DataFrame
+
+
+def keep_snapshots(snapshots: RawSnapshots, fresh: list[Snapshot]) -> None:
+    """Store each delivery read tonight as its snapshot, then remember it as the delivery's last good one."""
+    for snapshot in fresh:
+        snapshots.store(snapshot.source_id, snapshot.sha256, snapshot.frame)
+        snapshots.mark_good(snapshot.source_id, snapshot.delivery, snapshot.sha256)
+
+
 @dataclass
 class IngestReport:
     """What one raw materialization read, rejected and fell back on; names and counts only."""
@@ -90,11 +108,15 @@ def ingest_source(
     api: JsonApi,
     snapshots: RawSnapshots,
     log,
-) -> tuple[list[pd.DataFrame], IngestReport]:
-    """Read every delivery of one source; a rejected one is replaced by its last good snapshot."""
+) -> tuple[list[pd.DataFrame], IngestReport, list[Snapshot]]:
+    """Read every delivery of one source; a rejected one is replaced by its last good snapshot.
+
+    The deliveries read are returned as snapshots to keep (``keep_snapshots``), not yet written.
+    """
     fetched_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     frames: list[pd.DataFrame] = []
     report = IngestReport(deliveries=[], rejected=[])
+    fresh: list[Snapshot] = []
     location = source.location
 
     def fall_back(name: str, error: str, stale: list[pd.DataFrame]) -> None:
@@ -113,7 +135,7 @@ def ingest_source(
     except DeliveryError as exc:
         whole = location.path if location.kind == "file" else location.url
         fall_back(whole, str(exc), [frame for _, frame in snapshots.last_good_all(source_id)])
-        return frames, report
+        return frames, report, fresh
 
     for delivery in deliveries:
         try:
@@ -122,14 +144,13 @@ def ingest_source(
             last = snapshots.last_good(source_id, delivery.name)
             fall_back(delivery.name, str(exc), [] if last is None else [last])
             continue
-        snapshots.store(source_id, delivery.sha256, frame)
-        snapshots.mark_good(source_id, delivery.name, delivery.sha256)
+        fresh.append(Snapshot(source_id, delivery.name, delivery.sha256, frame))
         frames.append(frame)
         report.deliveries.append(
             {"delivery": delivery.name, "rows": len(frame), "bytes": delivery.size, "sha256": delivery.sha256,
              "modified_at": delivery.modified_at, "status": "read"}
         )
-    return frames, report
+    return frames, report, fresh
 
 
 def _kinds(region: Region, dataset: str) -> set[str]:
@@ -139,18 +160,24 @@ def _kinds(region: Region, dataset: str) -> set[str]:
     return kinds
 
 
-def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots, context, *, fail_on_reject: bool) -> dg.Output:
+def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots, context, *,
+                 fail_on_reject: bool) -> tuple[dg.Output, list[Snapshot]]:
+    """The night's raw output and the snapshots still to keep; on failure the good deliveries are kept first."""
     frames: list[pd.DataFrame] = []
     reports: list[IngestReport] = []
+    fresh: list[Snapshot] = []
     for source_id, source in sources.items():
-        source_frames, report = ingest_source(source_id, source, files, api, snapshots, context.log)
+        source_frames, report, source_fresh = ingest_source(source_id, source, files, api, snapshots, context.log)
         frames.extend(source_frames)
         reports.append(report)
+        fresh.extend(source_fresh)
     deliveries = [d for r in reports for d in r.deliveries]
     rejected = [x for r in reports for x in r.rejected]
     if rejected and fail_on_reject:
         # A municipality's partner answers for itself: its partition fails (after the retry
-        # policy) and keeps its last good output; the other partitions are separate runs.
+        # policy) and keeps its last good output; the other partitions are separate runs. Its
+        # deliveries that were good tonight become the last good ones all the same.
+        keep_snapshots(snapshots, fresh)
         raise dg.Failure(
             description=f"{context.partition_key}: " + "; ".join(x["error"] for x in rejected),
             metadata={"rejected": dg.MetadataValue.json(rejected)},
@@ -163,7 +190,7 @@ def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots
         )
     frame = pd.concat(frames, ignore_index=True)
     merged = IngestReport(deliveries=deliveries, rejected=rejected)
-    return dg.Output(
+    output = dg.Output(
         frame,
         metadata={
             "dagster/row_count": len(frame),
@@ -174,6 +201,7 @@ def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots
             "preview": dg.MetadataValue.md(preview_markdown(frame, dataset)),
         },
     )
+    return output, fresh
 
 
 def _readable_check(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
@@ -214,10 +242,16 @@ def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefi
             json_api: JsonApi, raw_snapshots: RawSnapshots):
         gemeente = context.partition_key if partitions is not None else None
         sources = region_config.region.sources_for(dataset, gemeente)
-        output = _materialize(dataset, sources, source_files, json_api, raw_snapshots, context,
-                              fail_on_reject=partitions is not None)
+        output, fresh = _materialize(dataset, sources, source_files, json_api, raw_snapshots, context,
+                                     fail_on_reject=partitions is not None)
         rejected = output.metadata["rejected_deliveries"].value
-        yield output
+        # Writing Parquet releases the GIL: tonight's snapshots are written in a helper thread while the
+        # lake IO manager writes the raw output yielded here (Dagster stores an output when it is
+        # yielded), on two cores instead of one after the other. The step ends only when both are kept.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-snapshots") as pool:
+            kept = pool.submit(keep_snapshots, raw_snapshots, fresh)
+            yield output
+            kept.result()
         yield dg.AssetCheckResult(
             check_name="deliveries_readable",
             passed=rejected == 0,
