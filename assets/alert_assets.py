@@ -341,7 +341,7 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     description=(
         "Thuiszitter and outflow signals of the night (docs/alerts.md): one row per alert with its status "
         "(new, open, reopened, resolved) kept across nights in the warehouse, and the lists for the thuiszitter "
-        "coordinator and each municipality under signalen/<date>/ in the outbox."
+        "coordinator and each municipality under signalen/{datum}/ in the outbox."
     ),
     group_name=GROUP,
     owners=OWNERS,

@@ -39,7 +39,7 @@ class UploadTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Base URL; files go to <url>/<periode>/<file>.")
+    url: str = Field(description="Base URL; files go to {url}/{periode}/{file}.")
     token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=60.0, gt=0)

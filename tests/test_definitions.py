@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -71,6 +72,17 @@ def test_every_asset_has_a_description_owner_group_and_kinds(defs):
         assert node.owners, key
         assert node.group_name and node.group_name != "default", key
         assert any(tag.startswith("dagster/kind/") for tag in node.tags), key
+
+
+def test_descriptions_show_in_the_ui_as_written(defs):
+    """The UI renders descriptions as Markdown and drops anything shaped like an HTML tag, so a path
+    written as ``signalen/<date>/`` showed as ``signalen//``: placeholders are written ``{date}``."""
+    graph = defs.resolve_asset_graph()
+    texts = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
+    texts |= {check.to_user_string(): graph.get_check_spec(check).description or ""
+              for check in graph.asset_check_keys}
+    tagged = {name: text for name, text in texts.items() if re.search(r"<[A-Za-z/][^>]*>", text)}
+    assert not tagged
 
 
 def test_municipalities_are_the_partitions_of_the_waitlist(defs):
