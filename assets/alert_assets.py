@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, ENROLMENT_FIELDS, REASONS, SWV, evaluate_alerts
-from assets.linkage import key_positions, pupil_key
+from assets.linkage import KEY_FIELDS, key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
 from connectors.region_config import RegionConfig
@@ -347,8 +347,8 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     owners=OWNERS,
     kinds={"pandas", "xlsx", "csv"},
     io_manager_key="lake_io_manager",
-    ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_FIELDS)}),
-         "vo_enrolment": dg.AssetIn(metadata={"columns": [*ENROLMENT_FIELDS, *NAME_FIELDS]})},
+    ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),
+         "vo_enrolment": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ENROLMENT_FIELDS, *NAME_FIELDS]})},
 )
 def thuiszitter_alerts(
     context: dg.AssetExecutionContext,

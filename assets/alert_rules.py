@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from assets.linkage import key_positions
+from assets.linkage import KEY_FIELDS, key_positions
 from schemas.frames import select_rows
 from settings.region import AlertThresholds, Calendar
 
@@ -49,11 +48,12 @@ REASONS = {
     DOORSTROOMPUNT: "18 tot 23 jaar zonder startkwalificatie: voor het Doorstroompunt",
 }
 
-# What the rules (and the exports' absence hours) read of the weekly absence and of the enrolments:
-# their steps ask the lake for these columns only (``dg.AssetIn(metadata=...)``), not for the names,
-# addresses and provenance texts of millions of rows.
-ABSENCE_FIELDS = ("bsn", "onderwijsnummer", "week_start", "uren_ongeoorloofd")
-ENROLMENT_FIELDS = ("bsn", "onderwijsnummer", "vo_brin6", "inschrijfdatum", "uitschrijfdatum", "vrijstelling")
+# What the rules (and the exports' absence hours) read of the weekly absence and of the enrolments,
+# besides the pupil's identifiers (``assets.linkage.KEY_FIELDS``): their steps ask the lake for these
+# columns only (``dg.AssetIn(metadata=...)``), not for the names, addresses and provenance texts of
+# millions of rows.
+ABSENCE_FIELDS = ("week_start", "uren_ongeoorloofd")
+ENROLMENT_FIELDS = ("vo_brin6", "inschrijfdatum", "uitschrijfdatum", "vrijstelling")
 
 # A havo or vwo diploma is a startkwalificatie (domain.md §4.1); havo_vwo is at least havo.
 STARTKWALIFICATIE_LEVELS = ("havo", "vwo", "havo_vwo")
@@ -343,7 +343,7 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
     keys = pa.Array.from_pandas(people["pupil_key"]).cast(pa.large_string())
     n = len(people)
 
-    enrolment = _linked(vo_enrolment, keys, list(ENROLMENT_FIELDS[2:]))
+    enrolment = _linked(vo_enrolment, keys, list(ENROLMENT_FIELDS))
     enrolment = enrolment.assign(inschrijfdatum=as_dates(enrolment["inschrijfdatum"]),
                                  uitschrijfdatum=as_dates(enrolment["uitschrijfdatum"]))
     started = enrolment["inschrijfdatum"].to_numpy(dtype="datetime64[D]") <= e
@@ -401,7 +401,7 @@ def _weekly_absence(vo_absence: pd.DataFrame, keys: pa.Array, school_weeks: Scho
     monday = monday_of(_days(vo_absence["week_start"]))
     keep = (hours > 0) & (monday >= _EPOCH_MONDAY) & (monday <= school_weeks.last_complete(evaluation_date))
     keep[keep] = school_weeks.is_school_week(monday[keep])
-    position = key_positions(vo_absence.loc[keep, ["bsn", "onderwijsnummer"]], keys)
+    position = key_positions(vo_absence.loc[keep, [c for c in KEY_FIELDS if c in vo_absence.columns]], keys)
     known = position >= 0
     position, monday, hours = position[known], monday[keep][known], hours[keep][known]
     # One integer per (pupil, week) so the sum is a sort and a bincount. Two schools (or two rows)

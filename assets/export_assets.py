@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.alert_rules import ABSENCE_FIELDS
+from assets.linkage import KEY_FIELDS
 from assets.exports import (
     GUARDED_IDENTIFIERS,
     MONITORING_COLUMNS,
@@ -176,7 +177,7 @@ def build_export_assets(
         owners=OWNERS,
         kinds={"pandas", "parquet"},
         io_manager_key="lake_io_manager",
-        ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_FIELDS)})},
+        ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]})},
     )
     def export_facts(
         region_config: RegionConfig,

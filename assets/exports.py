@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
-from assets.linkage import index_in, key_positions
+from assets.linkage import KEY_FIELDS, index_in, key_positions
 from connectors.outbox import neutralise, parquet_bytes, table_files
 from schemas.frames import select_rows
 from settings.region import Calendar
@@ -163,22 +163,13 @@ def residents(pupils: pd.DataFrame, gemeenten: str | Sequence[str]) -> pd.DataFr
 
 def _member(values: pd.Series | pd.Index, keys: pd.Index) -> np.ndarray:
     """``values.isin(keys)`` for text, through Arrow hash tables (pandas 3's Arrow-string ``isin``
-    re-boxed every key on every call, which dominated the exports at scale).
-
-    The smaller side is the one hashed: with a million residents' keys and a few hundred thousand
-    rows, the keys that occur among the values are found first (a lookup in the values' table),
-    and the values are then looked up among those few.
-    """
-    text = pa.array(pd.Series(values, copy=False).astype("str"), type=pa.large_string(), from_pandas=True)
-    key_text = pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True)
-    if len(key_text) > len(text):
-        key_text = key_text.filter(pc.fill_null(pc.is_in(key_text, value_set=text), False))
-    found = pc.is_in(text, value_set=key_text)
-    return np.asarray(pc.fill_null(found, False), dtype=bool)
+    re-boxed every key on every call, which dominated the exports at scale); ``index_in`` hashes
+    the smaller side."""
+    return index_in(_key_array(values), _key_array(keys)) >= 0
 
 
-def _key_array(keys: pd.Index) -> pa.Array:
-    return pa.array(keys.astype("str"), type=pa.large_string(), from_pandas=True)
+def _key_array(keys: pd.Series | pd.Index) -> pa.Array:
+    return pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True)
 
 
 def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str],
@@ -190,7 +181,7 @@ def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str],
     any other column is copied: the weekly absence has millions of rows. The facts are then built
     on these integer positions (``_spread``), not by aligning on a million pupil-key texts.
     """
-    identifiers = [c for c in ("bsn", "onderwijsnummer") if c in frame.columns]
+    identifiers = [c for c in KEY_FIELDS if c in frame.columns]
     positions = key_positions(frame.loc[:, identifiers], _key_array(keys))
     mine = positions >= 0 if where is None else (positions >= 0) & where
     return select_rows(frame.loc[:, list(columns)], mine).reset_index(drop=True), positions[mine]
@@ -326,7 +317,7 @@ def open_reasons(alerts: pd.DataFrame, keys: pd.Index) -> pd.Series:
     order = {reason: i for i, reason in enumerate(REASONS)}
     ranked = alerts.drop_duplicates().assign(rank=alerts["reason"].map(order).fillna(len(order)))
     joined = ranked.sort_values(["pupil_key", "rank", "reason"]).groupby("pupil_key")["reason"].agg(",".join)
-    at = index_in(pa.array(joined.index.astype("str"), type=pa.large_string(), from_pandas=True), _key_array(keys))
+    at = index_in(_key_array(joined.index), _key_array(keys))
     found = at >= 0
     return pd.Series(_spread(joined.astype("str").array[found], at[found], len(keys)), index=keys, dtype="str")
 

@@ -13,6 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+# The identifiers a pupil key is made of: a step that only links rows to pupils needs no other column.
+KEY_FIELDS = ("bsn", "onderwijsnummer")
+
+
 def pupil_key(frame: pd.DataFrame) -> pd.Series:
     """``bsn:<BSN>`` where a BSN is present, else ``onr:<onderwijsnummer>``; NA without either."""
     bsn = frame["bsn"] if "bsn" in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")

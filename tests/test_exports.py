@@ -27,6 +27,7 @@ from assets.exports import (
     export_key,
     municipal_export,
     pseudonymise,
+    resident_facts,
 )
 from connectors.outbox import Outbox, csv_bytes
 from settings.region import load_region
@@ -393,8 +394,6 @@ def test_education_status_follows_enrolment_then_mbo():
 
 
 def _facts_of(inputs: ExportInputs) -> pd.DataFrame:
-    from assets.exports import resident_facts
-
     return resident_facts(inputs, "GM0118", E, CALENDAR, ExportSettings())
 
 
@@ -537,7 +536,7 @@ def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birt
 
 def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_export():
     """``export_facts`` computes the facts of every resident once; each partition selects its own."""
-    from assets.exports import export_from_facts, resident_facts
+    from assets.exports import export_from_facts
 
     region = REGION_POOL[:3]
     pupils = [Pupil(home=g, age=11 + i % 8, wait=("wacht", "in zorg", "geen")[i % 3], po=i % 2 == 0,
