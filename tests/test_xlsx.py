@@ -103,7 +103,7 @@ def test_column_letters(index, letters):
 
 def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
     """Rows are rendered in a helper thread (``_ahead``); its failure must not vanish with the thread."""
-    def broken(frame):
+    def broken(names, columns, n_rows):
         yield b"<worksheet>"
         raise RuntimeError("rendering failed")
 
@@ -131,3 +131,21 @@ def test_a_consumer_that_stops_early_stops_the_helper_thread():
     while any(t.name == "xlsx-rows" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "xlsx-rows" for t in threading.enumerate())
+
+
+def test_each_distinct_text_is_written_once_in_the_shared_strings():
+    table = pd.DataFrame({
+        "status": pd.Series(["wacht", "geen", "wacht", None] * 1000, dtype="str"),
+        "ja_nee": pd.array([True, False, True, None] * 1000, dtype="boolean"),
+        "code": pd.Series(["geen"] * 4000, dtype="str"),
+        "gemengd": pd.Series(["<5", 7, "geen", None] * 1000, dtype=object),
+    })
+    data = xlsx.xlsx_bytes(table, "Blad")
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        strings = package.read("xl/sharedStrings.xml").decode()
+    assert strings.count("<si>") == 5  # wacht, geen, ja, nee, <5: each once, however many cells hold it
+    assert "<t>&lt;5</t>" in strings
+    _, rows = openpyxl_rows(data)
+    assert rows[1:5] == [("wacht", "ja", "geen", "<5"), ("geen", "nee", "geen", 7),
+                         ("wacht", "ja", "geen", "geen"), (None, None, "geen", None)]
+    assert len(rows) == 4001
