@@ -56,8 +56,10 @@ def elfproef_remainder(series: pd.Series) -> pd.Series:
     """(Σ (9−i)·dᵢ for i < 8 − d₈) mod 11 of 9-digit strings; −1 for anything else (domain.md §3).
 
     Nine ASCII digits are nine bytes, so the digits of every such value sit side by side in one
-    Arrow buffer: read as an n × 9 matrix of bytes, the weighted sums are one matrix product (a
-    million values in about 0.1 s; python-stdnum is the reference in the tests).
+    Arrow buffer: read as an n × 9 matrix of bytes, the weighted sum is nine column passes in
+    int32 (a million values in about 0.02 s; python-stdnum is the reference in the tests). Not a
+    matrix product: that needs the matrix as int64 first, 72 bytes a value of fresh memory, which
+    cost ten times the arithmetic on the night's 2.9 M absence rows.
     """
     text = pa.array(series, type=pa.large_string(), from_pandas=True)
     if isinstance(text, pa.ChunkedArray):
@@ -65,9 +67,11 @@ def elfproef_remainder(series: pd.Series) -> pd.Series:
     nine_digits = pc.fill_null(pc.and_(pc.equal(pc.binary_length(text), 9), pc.ascii_is_decimal(text)), False)
     digits = pc.if_else(nine_digits, text, pa.scalar("0" * 9, pa.large_string()))
     offsets = np.frombuffer(digits.buffers()[1], dtype=np.int64)[digits.offset:digits.offset + len(digits) + 1]
-    matrix = np.frombuffer(digits.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 9) - ord("0")
-    weighted = matrix.astype(np.int64) @ np.array(_ELFPROEF_WEIGHTS, dtype=np.int64)
-    valid = nine_digits.to_numpy(zero_copy_only=False) & (matrix.max(axis=1, initial=0) > 0)  # not all zeros
+    matrix = np.frombuffer(digits.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 9)
+    weighted = np.full(len(matrix), -ord("0") * sum(_ELFPROEF_WEIGHTS), dtype=np.int32)  # the bytes are '0' + d
+    for column, weight in enumerate(_ELFPROEF_WEIGHTS):
+        weighted += weight * matrix[:, column].astype(np.int32)
+    valid = pc.and_(nine_digits, pc.not_equal(digits, "0" * 9)).to_numpy(zero_copy_only=False)
     return pd.Series(np.where(valid, weighted % 11, -1), index=series.index)
 
 
