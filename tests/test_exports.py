@@ -25,6 +25,7 @@ from assets.exports import (
     ExportKeyMissing,
     ExportSettings,
     export_key,
+    hmac_sha256,
     municipal_export,
     pseudonymise,
     resident_facts,
@@ -327,6 +328,15 @@ def test_the_pseudonym_is_an_hmac_of_the_pupil_key_never_the_bsn_itself():
     assert export.monitoring["pseudonym"].iat[0] == expected_pseudonym(key, "GM0118")
     assert bsn(0) not in export.monitoring["pseudonym"].iat[0]
     assert export.monitoring["pseudonym"].iat[0] != hashlib.sha256(bsn(0).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("key_length", [1, 32, 63, 64, 65, 200])
+def test_the_pseudonym_hmac_equals_the_standard_librarys_for_every_key_length(key_length):
+    """``hmac_sha256`` hashes the key's pads once; keys up to, at and beyond SHA-256's 64-byte block."""
+    key = bytes(range(key_length))
+    digest = hmac_sha256(key)
+    for message in (b"", b"bsn:111222333", "onr:101234567 é".encode(), b"x" * 300):
+        assert digest(message) == hmac.digest(key, message, "sha256")
 
 
 def test_the_manifest_shows_when_the_key_changed_without_revealing_it():
