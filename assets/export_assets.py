@@ -177,6 +177,8 @@ def build_export_assets(
         owners=OWNERS,
         kinds={"pandas", "parquet"},
         io_manager_key="lake_io_manager",
+        # Each municipality's export reads its own residents' rows: a row group per municipality.
+        metadata={"row_groups_by": "woongemeente_code"},
         ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]})},
     )
     def export_facts(

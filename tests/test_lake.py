@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 
-from connectors.lake import LakeIOManager, RawSnapshots
+from connectors.lake import LakeIOManager, RawSnapshots, read_parquet, write_parquet
 
 
 def _frame(rows: int) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def test_an_input_can_ask_for_some_columns_and_for_its_partitions_rows_only(tmp_
     gemeenten = dg.StaticPartitionsDefinition(["GM0001", "GM0002"])
     seen = {}
 
-    @dg.asset(io_manager_key="lake")
+    @dg.asset(io_manager_key="lake", metadata={"row_groups_by": "gemeente"})
     def facts() -> pd.DataFrame:
         return pd.DataFrame({"gemeente": ["GM0001", "GM0002", "GM0001"], "waarde": [1, 2, 3], "geheim": ["a", "b", "c"]})
 
@@ -72,5 +73,21 @@ def test_an_input_can_ask_for_some_columns_and_for_its_partitions_rows_only(tmp_
     for gemeente in gemeenten.get_partition_keys():
         assert dg.materialize([facts, per_gemeente], selection=[per_gemeente], partition_key=gemeente,
                               resources=resources).success
+    assert pq.ParquetFile(tmp_path / "assets" / "facts" / "_all.parquet").metadata.num_row_groups == 2
     assert seen["GM0001"].to_dict("list") == {"gemeente": ["GM0001", "GM0001"], "waarde": [1, 3]}
     assert seen["GM0002"].to_dict("list") == {"gemeente": ["GM0002"], "waarde": [2]}
+
+
+def test_a_file_read_per_value_has_a_row_group_per_value_with_that_columns_statistics(tmp_path):
+    frame = pd.DataFrame({"gemeente": pd.Series(["GM0002", None, "GM0001", "GM0002", "GM0001"], dtype="str"),
+                          "waarde": [1, 2, 3, 4, 5]})
+    path = tmp_path / "facts.parquet"
+    write_parquet(frame, path, row_groups_by="gemeente")
+    metadata = pq.ParquetFile(path).metadata
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    assert [group.num_rows for group in groups] == [2, 2, 1]  # GM0001, GM0002, unknown
+    assert [(g.column(0).statistics.min, g.column(0).statistics.max) for g in groups[:2]] == [
+        ("GM0001", "GM0001"), ("GM0002", "GM0002")]
+    assert not groups[0].column(1).is_stats_set  # only the grouping column has statistics
+    assert read_parquet(path, filters=[("gemeente", "=", "GM0002")])["waarde"].tolist() == [1, 4]  # order kept
+    assert sorted(read_parquet(path)["waarde"]) == [1, 2, 3, 4, 5]
