@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import python_calamine
 
-from connectors.deliveries import Delivery, DeliveryError, text_value
+from connectors.deliveries import Delivery, DeliveryError, text_column, text_value
 from settings.region import CsvFormat, FileLocation, XlsxFormat
 
 DELIMITERS = (";", ",", "\t", "|")
@@ -218,7 +218,7 @@ def _read_xlsx(data: bytes, fmt: XlsxFormat, name: str) -> pd.DataFrame:
         raise DeliveryError(f"{name}: skip_rows={header_index}, but sheet {sheet!r} has only {len(cells)} rows")
     body = cells[header_index + 1 :]
     frame = pd.DataFrame(
-        {str(i): pd.array([text_value(row[i]) for row in body], dtype="str") for i in range(len(cells[0]))},
+        {str(i): text_column([row[i] for row in body]) for i in range(len(cells[0]))},
         index=range(len(body)),
     )
     header = [text_value(cell) or "" for cell in cells[header_index]]

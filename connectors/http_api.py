@@ -25,7 +25,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry
 
-from connectors.deliveries import Delivery, DeliveryError, text_value
+from connectors.deliveries import Delivery, DeliveryError, text_column
 from settings.region import HttpLocation, PagePagination
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -218,7 +218,7 @@ def _frame(records: list[dict]) -> pd.DataFrame:
     """Records as text columns, in the order fields first appear; a field a record lacks is NA."""
     fields = dict.fromkeys(field for record in records for field in record)
     frame = pd.DataFrame(
-        {f: pd.array([text_value(r.get(f)) for r in records], dtype="str") for f in fields},
+        {f: text_column([r.get(f) for r in records]) for f in fields},
         index=range(len(records)),
     )
     frame["delivery_row"] = np.arange(1, len(records) + 1)

@@ -12,7 +12,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from connectors.deliveries import DeliveryError
+from connectors.deliveries import DeliveryError, text_column, text_value
 from connectors.files import SourceFiles, read_file_delivery
 from settings.region import CsvFormat, FileLocation, XlsxFormat
 
@@ -251,3 +251,13 @@ def test_a_glob_without_files_is_rejected_naming_the_glob(tmp_path):
     location = FileLocation(kind="file", path="po/*.csv", format=AUTO)
     with pytest.raises(DeliveryError, match="no file matches 'po/\\*.csv'"):
         SourceFiles(root=str(tmp_path)).read(location)
+
+
+@pytest.mark.parametrize("values", [
+    ["  x ", "\u00a0nbsp\u2003", "\x1cscheiding\x1f", "", "   ", None, "a b", "\u200bgeen spatie"],  # text only: Arrow
+    ["  x ", 12345678.0, 1.5, True, None, {"a": [1, "b"]}, dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3, 4), "  "],
+])
+def test_a_column_of_values_becomes_the_same_text_as_value_by_value(values):
+    """``text_column`` strips and blanks text columns with Arrow kernels: exactly what ``text_value`` does."""
+    expected = [text_value(value) for value in values]
+    assert [None if pd.isna(v) else v for v in text_column(values)] == expected
