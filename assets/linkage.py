@@ -55,12 +55,14 @@ def index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
 
     Validated BSNs and onderwijsnummers are nine ASCII digits, so both sides usually convert to
     integers, which hash about a third faster than the texts; other texts are looked up as they are.
-    The smaller side is the one hashed: with a million pupils' keys and a few hundred thousand rows,
-    the keys that occur among the values are found first, and the values looked up among those.
+    When the values are far fewer than the known (a waitlist of 60 k rows against a million pupils'
+    keys), the smaller side is hashed: the keys that occur among the values are found first, and the
+    values looked up among those. Of similar sizes (enrolments), that builds two large hash tables
+    instead of one: 0.54 against 0.33 s; the cross-over measured near one value to four known.
     """
     if _nine_digits(values) and _nine_digits(known):
         values, known = pc.cast(values, pa.int64()), pc.cast(known, pa.int64())
-    if len(known) <= len(values):
+    if len(values) * 4 > len(known):
         return pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
     occurring = pc.fill_null(pc.is_in(known, value_set=values), False)
     where = np.flatnonzero(occurring.to_numpy(zero_copy_only=False))

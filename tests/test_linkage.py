@@ -94,8 +94,11 @@ def test_key_positions_find_what_a_lookup_of_pupil_key_finds():
     assert key_positions(frame, pa.array(keys)).tolist() == expected.tolist() == [0, 1, 2, -1, -1, 0, -1]
     only_onr = frame.drop(columns="bsn")
     assert key_positions(only_onr, pa.array(keys)).tolist() == pd.Index(keys).get_indexer(pupil_key(only_onr)).tolist()
-    for row in range(len(frame)):  # fewer rows than keys: the keys are filtered by the rows first
-        assert key_positions(frame.iloc[[row]], pa.array(keys)).tolist() == [expected[row]]
+    # Far fewer rows than keys: the keys are filtered by the rows first (the other path of index_in).
+    many = pd.concat([keys, pd.Series([f"bsn:{n:09d}" for n in range(100)], dtype="str")], ignore_index=True)
+    for row in range(len(frame)):
+        assert key_positions(frame.iloc[[row]], pa.array(many)).tolist() == [expected[row]]
+    assert key_positions(frame, pa.array(many)).tolist() == expected.tolist()
 
 
 def test_key_positions_with_identifiers_that_are_not_nine_digits():
