@@ -10,7 +10,7 @@ here reads the wall clock, and a timestamp that carries a time zone is read as i
 Europe/Amsterdam, so summer time cannot move a week boundary.
 
 Everything is vectorised over integer pupil positions (``pupils`` row numbers, found once per
-dataset by ``assets.linkage.key_positions``, an Arrow hash lookup): no loop runs per pupil, so a million
+dataset by ``assets.linkage.PupilIndex``, an Arrow hash lookup): no loop runs per pupil, so a million
 pupils and five million weekly absence rows take about five seconds.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.linkage import KEY_FIELDS, key_positions
+from assets.linkage import KEY_FIELDS, PupilIndex
 from schemas.frames import select_rows
 from settings.region import AlertThresholds, Calendar
 
@@ -122,11 +122,14 @@ def monday_of(days: np.ndarray) -> np.ndarray:
 def age_on(geboortedatum: pd.Series, evaluation_date: dt.date) -> pd.Series:
     """Age in whole years on ``evaluation_date``; NA where the birth date is unknown."""
     birth = _days(geboortedatum)
-    known = ~np.isnat(birth)
-    e_year, e_month, e_day = _ymd(np.array([_day(evaluation_date)]))
+    return pd.Series(_age(birth, _day(evaluation_date)), index=geboortedatum.index, dtype="Int64").where(~np.isnat(birth))
+
+
+def _age(birth: np.ndarray, e: np.datetime64) -> np.ndarray:
+    """Whole years from each birth date (days) to ``e``; meaningless where the date is missing."""
+    e_year, e_month, e_day = _ymd(np.array([e]))
     year, month, day = _ymd(birth)
-    age = e_year[0] - year - (_md(e_month[0], e_day[0]) < _md(month, day))
-    return pd.Series(age, index=geboortedatum.index, dtype="Int64").where(known)
+    return e_year[0] - year - (_md(e_month[0], e_day[0]) < _md(month, day))
 
 
 def _leerplicht_end(birth: np.ndarray, calendar: Calendar) -> np.ndarray:
@@ -156,10 +159,13 @@ def leerplichtig(geboortedatum: pd.Series, evaluation_date: dt.date, calendar: C
     in which the child turns 16 (``leerplicht_end``). NA where the birth date is unknown.
     """
     birth = _days(geboortedatum)
-    e = _day(evaluation_date)
+    is_leerplichtig = _is_leerplichtig(birth, _leerplicht_end(birth, calendar), _day(evaluation_date))
+    return _boolean(is_leerplichtig, ~np.isnat(birth), geboortedatum.index)
+
+
+def _is_leerplichtig(birth: np.ndarray, end: np.ndarray, e: np.datetime64) -> np.ndarray:
     first_month = birth.astype("datetime64[M]") + np.timedelta64(5 * 12 + 1, "M")
-    started = e >= first_month.astype("datetime64[D]")
-    return _boolean(started & (e <= _leerplicht_end(birth, calendar)), ~np.isnat(birth), geboortedatum.index)
+    return (e >= first_month.astype("datetime64[D]")) & (e <= end)
 
 
 def kwalificatieplichtig(geboortedatum: pd.Series, startkwalificatie: pd.Series, evaluation_date: dt.date,
@@ -169,19 +175,29 @@ def kwalificatieplichtig(geboortedatum: pd.Series, startkwalificatie: pd.Series,
     Leerplicht has ended (``leerplicht_end``), younger than 18, and without startkwalificatie. NA where
     the birth date is unknown.
     """
-    birth = _days(geboortedatum)
-    after_leerplicht = _day(evaluation_date) > _leerplicht_end(birth, calendar)
-    under_18 = age_on(geboortedatum, evaluation_date).fillna(99).to_numpy() < 18
-    without_sq = ~startkwalificatie.fillna(False).to_numpy(dtype=bool)
-    return _boolean(after_leerplicht & under_18 & without_sq, ~np.isnat(birth), geboortedatum.index)
+    birth, e = _days(geboortedatum), _day(evaluation_date)
+    is_kwalificatieplichtig = _is_kwalificatieplichtig(_leerplicht_end(birth, calendar), _age(birth, e),
+                                                       _without(startkwalificatie), e)
+    return _boolean(is_kwalificatieplichtig, ~np.isnat(birth), geboortedatum.index)
+
+
+def _is_kwalificatieplichtig(end: np.ndarray, age: np.ndarray, without_sq: np.ndarray, e: np.datetime64) -> np.ndarray:
+    return (e > end) & (age < 18) & without_sq
 
 
 def doorstroompunt_age(geboortedatum: pd.Series, startkwalificatie: pd.Series, evaluation_date: dt.date) -> pd.Series:
     """18 to 22 without startkwalificatie: the Doorstroompunt's (formerly RMC) group (domain.md §4.1)."""
-    age = age_on(geboortedatum, evaluation_date)
-    in_range = ((age >= 18) & (age <= 22)).fillna(False).to_numpy(dtype=bool)
-    without_sq = ~startkwalificatie.fillna(False).to_numpy(dtype=bool)
-    return _boolean(in_range & without_sq, ~np.isnat(_days(geboortedatum)), geboortedatum.index)
+    birth = _days(geboortedatum)
+    in_group = _is_doorstroompunt(_age(birth, _day(evaluation_date)), _without(startkwalificatie))
+    return _boolean(in_group, ~np.isnat(birth), geboortedatum.index)
+
+
+def _is_doorstroompunt(age: np.ndarray, without_sq: np.ndarray) -> np.ndarray:
+    return (age >= 18) & (age <= 22) & without_sq
+
+
+def _without(startkwalificatie: pd.Series) -> np.ndarray:
+    return ~startkwalificatie.fillna(False).to_numpy(dtype=bool)
 
 
 def age_scope(geboortedatum: pd.Series, startkwalificatie: pd.Series, evaluation_date: dt.date,
@@ -190,11 +206,14 @@ def age_scope(geboortedatum: pd.Series, startkwalificatie: pd.Series, evaluation
 
     ``SWV`` for leer- and kwalificatieplichtigen, ``DOORSTROOMPUNT`` for 18-22 without startkwalificatie,
     NA for everyone else. An unknown birth date counts as ``SWV``: missing a thuiszitter is the worse
-    error, and the coordinator can see the date is missing.
+    error, and the coordinator can see the date is missing. The birth dates' ages and leerplicht ends
+    are worked out once for the three rules (a million pupils a night).
     """
-    swv = (leerplichtig(geboortedatum, evaluation_date, calendar)
-           | kwalificatieplichtig(geboortedatum, startkwalificatie, evaluation_date, calendar)).fillna(True)
-    dsp = doorstroompunt_age(geboortedatum, startkwalificatie, evaluation_date).fillna(False)
+    birth, e = _days(geboortedatum), _day(evaluation_date)
+    known = ~np.isnat(birth)
+    end, age, without_sq = _leerplicht_end(birth, calendar), _age(birth, e), _without(startkwalificatie)
+    swv = ~known | _is_leerplichtig(birth, end, e) | _is_kwalificatieplichtig(end, age, without_sq, e)
+    dsp = known & _is_doorstroompunt(age, without_sq)
     scope = pd.Series(pd.NA, index=geboortedatum.index, dtype="str")
     return scope.mask(dsp, DOORSTROOMPUNT).mask(swv, SWV)
 
@@ -320,9 +339,9 @@ class AlertFacts:
         return rows.groupby("pupil").agg(hours=("hours", "sum"), first_week=("monday", "min"))
 
 
-def _linked(frame: pd.DataFrame, keys: pa.Array, columns: list[str]) -> pd.DataFrame:
-    """The frame's ``columns`` plus ``pupil`` (position in ``keys``); rows of unknown pupils dropped."""
-    position = key_positions(frame, keys)
+def _linked(frame: pd.DataFrame, pupils: PupilIndex, columns: list[str]) -> pd.DataFrame:
+    """The frame's ``columns`` plus ``pupil`` (position among the pupils); rows of unknown pupils dropped."""
+    position = pupils.positions(frame)
     out = select_rows(frame.loc[:, columns], position >= 0)
     return out.assign(pupil=position[position >= 0])
 
@@ -340,10 +359,10 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
     people = pupils.loc[pupils["pupil_key"].notna() & ~pupils["pupil_key"].isin(conflicts),
                         ["pupil_key", "geboortedatum", "woongemeente_code", "buiten_regio"]]
     people = people.drop_duplicates("pupil_key", keep="last").reset_index(drop=True)
-    keys = pa.Array.from_pandas(people["pupil_key"]).cast(pa.large_string())
+    index = PupilIndex(pa.Array.from_pandas(people["pupil_key"]))
     n = len(people)
 
-    enrolment = _linked(vo_enrolment, keys, list(ENROLMENT_FIELDS))
+    enrolment = _linked(vo_enrolment, index, list(ENROLMENT_FIELDS))
     enrolment = enrolment.assign(inschrijfdatum=as_dates(enrolment["inschrijfdatum"]),
                                  uitschrijfdatum=as_dates(enrolment["uitschrijfdatum"]))
     started = enrolment["inschrijfdatum"].to_numpy(dtype="datetime64[D]") <= e
@@ -360,7 +379,7 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
     exempt = enrolment["vrijstelling"].fillna("").str.strip() != ""
     vrijstelling[enrolment.loc[exempt, "pupil"].to_numpy()] = True
 
-    outflow = _linked(mbo_outflow, keys, ["vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum",
+    outflow = _linked(mbo_outflow, index, ["vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum",
                                           "vva_status", "status_datum"])
     outflow = outflow.assign(startkwalificatie=has_startkwalificatie(outflow),
                              uitstroomdatum=as_dates(outflow["uitstroomdatum"]),
@@ -384,14 +403,14 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
         school_weeks=school_weeks,
         pupils=people,
         enrolment=enrolment,
-        weekly_absence=_weekly_absence(vo_absence, keys, school_weeks, evaluation_date),
-        po_transfers=_linked(po_transfers, keys, ["po_brin6", "vo_brin6", "schooljaar", "aanmelddatum"]),
+        weekly_absence=_weekly_absence(vo_absence, index, school_weeks, evaluation_date),
+        po_transfers=_linked(po_transfers, index, ["po_brin6", "vo_brin6", "schooljaar", "aanmelddatum"]),
         mbo_outflow=outflow,
-        youth_care_waitlist=_linked(youth_care_waitlist, keys, ["aanmelddatum", "startdatum", "einddatum"]),
+        youth_care_waitlist=_linked(youth_care_waitlist, index, ["aanmelddatum", "startdatum", "einddatum"]),
     )
 
 
-def _weekly_absence(vo_absence: pd.DataFrame, keys: pa.Array, school_weeks: SchoolWeeks,
+def _weekly_absence(vo_absence: pd.DataFrame, pupils: PupilIndex, school_weeks: SchoolWeeks,
                     evaluation_date: dt.date) -> pd.DataFrame:
     """Unexcused hours per pupil and complete school week before ``E``; holiday weeks dropped.
 
@@ -401,7 +420,7 @@ def _weekly_absence(vo_absence: pd.DataFrame, keys: pa.Array, school_weeks: Scho
     monday = monday_of(_days(vo_absence["week_start"]))
     keep = (hours > 0) & (monday >= _EPOCH_MONDAY) & (monday <= school_weeks.last_complete(evaluation_date))
     keep[keep] = school_weeks.is_school_week(monday[keep])
-    position = key_positions(vo_absence.loc[keep, [c for c in KEY_FIELDS if c in vo_absence.columns]], keys)
+    position = pupils.positions(vo_absence.loc[keep, [c for c in KEY_FIELDS if c in vo_absence.columns]])
     known = position >= 0
     position, monday, hours = position[known], monday[keep][known], hours[keep][known]
     # One integer per (pupil, week) so the sum is a sort and a bincount. Two schools (or two rows)

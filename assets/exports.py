@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
-from assets.linkage import KEY_FIELDS, index_in, key_positions
+from assets.linkage import KEY_FIELDS, PupilIndex, index_in
 from connectors.outbox import neutralise, parquet_bytes, table_files
 from schemas.frames import select_rows
 from settings.region import Calendar
@@ -196,17 +196,32 @@ def _key_array(keys: pd.Series | pd.Index) -> pa.Array:
     return pa.array(pd.Index(keys).astype("str"), type=pa.large_string(), from_pandas=True)
 
 
-def _keyed(frame: pd.DataFrame, keys: pd.Index, columns: Sequence[str],
-           where: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """``columns`` of the rows of ``frame`` (those in ``where``, if given) that concern one of
-    ``keys``, and per such row the position of its pupil in ``keys``.
+@dataclass(frozen=True)
+class ResidentKeys:
+    """The pupil keys of the residents whose facts are made: the facts' index, and prepared once
+    (``lookup``) for linking each dataset's rows to them."""
 
-    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.key_positions``), before
+    keys: pd.Index
+
+    @cached_property
+    def lookup(self) -> PupilIndex:
+        return PupilIndex(_key_array(self.keys))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _keyed(frame: pd.DataFrame, resident_keys: ResidentKeys, columns: Sequence[str],
+           where: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """``columns`` of the rows of ``frame`` (those in ``where``, if given) that concern one of the
+    residents, and per such row the position of its pupil among them.
+
+    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.PupilIndex``), before
     any other column is copied: the weekly absence has millions of rows. The facts are then built
     on these integer positions (``_spread``), not by aligning on a million pupil-key texts.
     """
     identifiers = [c for c in KEY_FIELDS if c in frame.columns]
-    positions = key_positions(frame.loc[:, identifiers], _key_array(keys))
+    positions = resident_keys.lookup.positions(frame.loc[:, identifiers])
     mine = positions >= 0 if where is None else (positions >= 0) & where
     return select_rows(frame.loc[:, list(columns)], mine).reset_index(drop=True), positions[mine]
 
@@ -238,7 +253,7 @@ def _days(values: pd.Series) -> np.ndarray:
     return as_dates(values).to_numpy(dtype="datetime64[D]")
 
 
-def absence_hours(vo_absence: pd.DataFrame, keys: pd.Index, evaluation_date: dt.date,
+def absence_hours(vo_absence: pd.DataFrame, resident_keys: ResidentKeys, evaluation_date: dt.date,
                   calendar: Calendar) -> pd.Series:
     """Unexcused hours per pupil over the last 4 complete school weeks before ``E`` (domain.md §4.3).
 
@@ -246,12 +261,12 @@ def absence_hours(vo_absence: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     """
     weeks = SchoolWeeks.from_calendar(calendar).last_weeks(evaluation_date, ABSENCE_WINDOW_WEEKS)
     in_window = np.isin(monday_of(_days(vo_absence["week_start"])), weeks)
-    rows, at = _keyed(vo_absence, keys, ["uren_ongeoorloofd"], where=in_window)
+    rows, at = _keyed(vo_absence, resident_keys, ["uren_ongeoorloofd"], where=in_window)
     hours = rows["uren_ongeoorloofd"].to_numpy(dtype="float64", na_value=0.0)
-    return pd.Series(np.bincount(at, weights=hours, minlength=len(keys)), index=keys, dtype="float64")
+    return pd.Series(np.bincount(at, weights=hours, minlength=len(resident_keys)), index=resident_keys.keys, dtype="float64")
 
 
-def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.date,
+def waitlist_status(waitlist: pd.DataFrame, resident_keys: ResidentKeys, evaluation_date: dt.date,
                     settings: ExportSettings) -> pd.DataFrame:
     """Per pupil: waiting status, waiting time and the three norms of domain.md §5.3 (§9 item 11).
 
@@ -263,7 +278,7 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     intake date) is empty.
     """
     e = np.datetime64(evaluation_date, "D")
-    rows, at = _keyed(waitlist, keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
+    rows, at = _keyed(waitlist, resident_keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
     aanmeld, intake = _days(rows["aanmelddatum"]), _days(rows["intakedatum"])
     start, einde = _days(rows["startdatum"]), _days(rows["einddatum"])
     not_ended = np.isnat(einde) | (einde > e)
@@ -297,7 +312,7 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     norm_10[np.isnat(intake) & ~waiting] = pd.NA
     norm_4 = over(aanmeld, intake_until, settings.intake_norm_weeks)
     norm_4[np.isnat(intake_until)] = pd.NA
-    pupils, n = at[chosen], len(keys)
+    pupils, n, keys = at[chosen], len(resident_keys), resident_keys.keys
     status = pd.Series(_spread(pd.array(np.where(waiting, "wacht", "in zorg"), dtype="str"), pupils, n), index=keys)
     return pd.DataFrame({
         "wachtlijst_status": status.fillna("geen"),
@@ -309,9 +324,10 @@ def waitlist_status(waitlist: pd.DataFrame, keys: pd.Index, evaluation_date: dt.
     }, index=keys)
 
 
-def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Series) -> pd.Series:
+def transfer_status(po_transfers: pd.DataFrame, resident_keys: ResidentKeys, enrolled: pd.Series) -> pd.Series:
     """PO→VO overdracht per pupil: ingeschreven VO, aangemeld VO, niet aangemeld; empty without a transfer."""
-    rows, at = _keyed(po_transfers, keys, ["schooljaar", "aanmelddatum", "vo_brin6"])
+    keys = resident_keys.keys
+    rows, at = _keyed(po_transfers, resident_keys, ["schooljaar", "aanmelddatum", "vo_brin6"])
     latest = _last_per_pupil(rows, at, ["schooljaar", "aanmelddatum"])
     transferred = np.zeros(len(keys), dtype=bool)
     transferred[at[latest]] = True
@@ -322,9 +338,10 @@ def transfer_status(po_transfers: pd.DataFrame, keys: pd.Index, enrolled: pd.Ser
     return pd.Series(_labelled(status, ["ingeschreven VO", "aangemeld VO", "niet aangemeld"]), index=keys)
 
 
-def mbo_status(mbo_outflow: pd.DataFrame, keys: pd.Index) -> pd.Series:
+def mbo_status(mbo_outflow: pd.DataFrame, resident_keys: ResidentKeys) -> pd.Series:
     """VVA status of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
-    rows, at = _keyed(mbo_outflow, keys, ["status_datum", "aanmelddatum", "vva_status"])
+    keys = resident_keys.keys
+    rows, at = _keyed(mbo_outflow, resident_keys, ["status_datum", "aanmelddatum", "vva_status"])
     latest = _last_per_pupil(rows, at, ["status_datum", "aanmelddatum"])
     status = rows["vva_status"].astype("str").fillna("geen_aanmelding").array[latest]
     return pd.Series(_spread(status, at[latest], len(keys)), index=keys, dtype="str")
@@ -375,8 +392,9 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
     keys = pd.Index(people["pupil_key"].astype("str"), name="pupil_key")
     people = people.set_index(keys)
     enrolled = people["vo_brin6"].notna()
-    mbo = mbo_status(inputs.mbo_outflow, keys)
-    transfer = transfer_status(inputs.po_transfers, keys, enrolled)
+    resident_keys = ResidentKeys(keys)
+    mbo = mbo_status(inputs.mbo_outflow, resident_keys)
+    transfer = transfer_status(inputs.po_transfers, resident_keys, enrolled)
     onderwijsstatus = _labelled(np.select(
         [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
          (transfer == "aangemeld VO").fillna(False).to_numpy()],
@@ -387,9 +405,10 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
         "pc4": people["postcode"].astype("str").str.replace(" ", "", regex=False).str[:4],
         "onderwijsstatus": pd.Series(onderwijsstatus, index=keys),
         "vo_brin6": people["vo_brin6"].astype("str"),
-        "uren_ongeoorloofd_4w": absence_hours(inputs.vo_absence, keys, evaluation_date, calendar),
+        "uren_ongeoorloofd_4w": absence_hours(inputs.vo_absence, resident_keys, evaluation_date, calendar),
     }, index=keys)
-    facts = pd.concat([facts, waitlist_status(inputs.youth_care_waitlist, keys, evaluation_date, settings)], axis=1)
+    facts = pd.concat([facts, waitlist_status(inputs.youth_care_waitlist, resident_keys, evaluation_date, settings)],
+                      axis=1)
     facts["overdracht_status"] = transfer
     facts["mbo_status"] = mbo
     facts["open_signalen"] = open_reasons(open_alerts(inputs.thuiszitter_alerts, keys), keys)

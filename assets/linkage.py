@@ -7,6 +7,8 @@ stays two identities; that is the safe error.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -27,47 +29,89 @@ def pupil_key(frame: pd.DataFrame) -> pd.Series:
 def key_positions(frame: pd.DataFrame, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Position in ``keys`` (pupil keys) of each row's ``pupil_key``; -1 when absent or without one.
 
-    The same answer as looking up ``pupil_key(frame)``, without building a key text per row: the
-    BSNs are looked up among the keys' BSNs and, where a row has none, the onderwijsnummers among
-    theirs (Arrow hash lookups on the delivered values; millions of absence rows).
+    For several frames against the same keys, prepare the keys once: ``PupilIndex(keys).positions``.
     """
-    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    keys = keys.cast(pa.large_string())
-    positions = np.full(len(frame), -1, dtype=np.int64)
-    remaining = np.ones(len(frame), dtype=bool)
-    for column, prefix in (("bsn", "bsn:"), ("onderwijsnummer", "onr:")):
-        if column not in frame.columns:
-            continue
-        of_kind = pc.fill_null(pc.starts_with(keys, prefix), False)
-        where = np.flatnonzero(of_kind.to_numpy(zero_copy_only=False))
-        known = pc.utf8_slice_codeunits(keys.filter(of_kind), len(prefix))
-        values = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
-        present = remaining & pc.is_valid(values).to_numpy(zero_copy_only=False)
-        found = index_in(values, known)
-        hit = present & (found >= 0)
-        positions[hit] = where[found[hit]]
-        remaining &= ~present  # a row with a BSN is never looked up by its onderwijsnummer
-    return positions
+    return PupilIndex(keys).positions(frame)
+
+
+class PupilIndex:
+    """Pupil keys prepared once for looking up the rows of many frames (``positions``).
+
+    A step that links several datasets to the same million pupils splits the keys into their BSNs
+    and onderwijsnummers, and converts them to integers, once instead of per dataset.
+    """
+
+    def __init__(self, keys: pa.Array | pa.ChunkedArray) -> None:
+        keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+        self.keys = keys.cast(pa.large_string())
+        self._identifiers = []  # (column, positions of its keys, their identifier values)
+        for column, prefix in (("bsn", "bsn:"), ("onderwijsnummer", "onr:")):
+            of_kind = pc.fill_null(pc.starts_with(self.keys, prefix), False)
+            where = np.flatnonzero(of_kind.to_numpy(zero_copy_only=False))
+            known = KnownValues(pc.utf8_slice_codeunits(self.keys.filter(of_kind), len(prefix)))
+            self._identifiers.append((column, where, known))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def positions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Position among the keys of each row's ``pupil_key``; -1 when absent or without one.
+
+        The same answer as looking up ``pupil_key(frame)``, without building a key text per row: the
+        BSNs are looked up among the keys' BSNs and, where a row has none, the onderwijsnummers among
+        theirs (Arrow hash lookups on the delivered values; millions of absence rows).
+        """
+        positions = np.full(len(frame), -1, dtype=np.int64)
+        remaining = np.ones(len(frame), dtype=bool)
+        for column, where, known in self._identifiers:
+            if column not in frame.columns:
+                continue
+            values = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
+            present = remaining & pc.is_valid(values).to_numpy(zero_copy_only=False)
+            found = known.index_of(values)
+            hit = present & (found >= 0)
+            positions[hit] = where[found[hit]]
+            remaining &= ~present  # a row with a BSN is never looked up by its onderwijsnummer
+        return positions
 
 
 def index_in(values: pa.Array, known: pa.Array) -> np.ndarray:
-    """Position of each value in ``known`` (-1 when absent).
+    """Position of each value in ``known`` (-1 when absent); see ``KnownValues.index_of``."""
+    return KnownValues(known).index_of(values)
+
+
+class KnownValues:
+    """Texts to look others up in, prepared once: also as integers where all are nine digits.
 
     Validated BSNs and onderwijsnummers are nine ASCII digits, so both sides usually convert to
     integers, which hash about a third faster than the texts; other texts are looked up as they are.
-    When the values are far fewer than the known (a waitlist of 60 k rows against a million pupils'
-    keys), the smaller side is hashed: the keys that occur among the values are found first, and the
-    values looked up among those. Of similar sizes (enrolments), that builds two large hash tables
-    instead of one: 0.54 against 0.33 s; the cross-over measured near one value to four known.
     """
-    if _nine_digits(values) and _nine_digits(known):
-        values, known = pc.cast(values, pa.int64()), pc.cast(known, pa.int64())
-    if len(values) * 4 > len(known):
-        return pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
-    occurring = pc.fill_null(pc.is_in(known, value_set=values), False)
-    where = np.flatnonzero(occurring.to_numpy(zero_copy_only=False))
-    found = pc.fill_null(pc.index_in(values, value_set=known.filter(occurring)), -1).to_numpy(zero_copy_only=False)
-    return np.where(found >= 0, where[np.maximum(found, 0)] if len(where) else -1, -1)
+
+    def __init__(self, known: pa.Array) -> None:
+        self.text = known
+
+    @cached_property
+    def number(self) -> pa.Array | None:
+        return pc.cast(self.text, pa.int64()) if _nine_digits(self.text) else None
+
+    def index_of(self, values: pa.Array) -> np.ndarray:
+        """Position of each value among the known (-1 when absent).
+
+        When the values are far fewer than the known (a waitlist of 60 k rows against a million
+        pupils' keys), the smaller side is hashed: the known that occur among the values are found
+        first, and the values looked up among those. Of similar sizes (enrolments), that builds two
+        large hash tables instead of one: 0.54 against 0.33 s; the cross-over measured near one value
+        to four known.
+        """
+        known = self.text
+        if _nine_digits(values) and self.number is not None:
+            values, known = pc.cast(values, pa.int64()), self.number
+        if len(values) * 4 > len(known):
+            return pc.fill_null(pc.index_in(values, value_set=known), -1).to_numpy(zero_copy_only=False)
+        occurring = pc.fill_null(pc.is_in(known, value_set=values), False)
+        where = np.flatnonzero(occurring.to_numpy(zero_copy_only=False))
+        found = pc.fill_null(pc.index_in(values, value_set=known.filter(occurring)), -1).to_numpy(zero_copy_only=False)
+        return np.where(found >= 0, where[np.maximum(found, 0)] if len(where) else -1, -1)
 
 
 def _nine_digits(text: pa.Array) -> bool:
