@@ -753,21 +753,34 @@ def _published_texts(export: MunicipalExport, lengths: pa.Array) -> dict[str, pa
     texts = {}
     for name, table in {"monitoring": export.monitoring, **export.aggregates}.items():
         for column in table.columns:
-            text = pa.array(table[column].dropna().astype("str"), type=pa.string(), from_pandas=True)
+            text = _cell_texts(table[column])
             texts[f"{name}.{column}"] = pc.unique(text.filter(pc.is_in(pc.binary_length(text), value_set=lengths)))
     return texts
 
 
+def _cell_texts(values: pd.Series) -> pa.Array:
+    """A column's present values as text. Numbers by Arrow's cast, whole ones without ".0", so an
+    identifier that became a number is still found; a column of mixed values as pandas shows them."""
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array(values.dropna().astype("str"), type=pa.string(), from_pandas=True)
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return pc.cast(array, pa.string()).drop_null()
+
+
 def _published_birth_dates(candidates: pa.Array, pupils: pd.DataFrame) -> pa.Array:
     """The published texts that are a pupil's birth date written as jjjj-mm-dd or dd-mm-jjjj."""
-    births = pa.array(np.unique(as_dates(pupils["geboortedatum"].dropna()).to_numpy(dtype="datetime64[D]")))
     candidates = candidates.filter(pc.equal(pc.binary_length(candidates), 10))  # both forms are 10 characters
-    found = []
+    shaped = []
     for pattern, form in ((r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"), (r"^\d{2}-\d{2}-\d{4}$", "%d-%m-%Y")):
-        shaped = candidates.filter(pc.match_substring_regex(candidates, pattern))
-        days = pc.cast(pc.strptime(shaped, format=form, unit="s", error_is_null=True), pa.date32())
-        found.append(shaped.filter(pc.fill_null(pc.is_in(days, value_set=births), False)))
-    return pa.concat_arrays(found)
+        texts = candidates.filter(pc.match_substring_regex(candidates, pattern))
+        shaped.append((texts, pc.cast(pc.strptime(texts, format=form, unit="s", error_is_null=True), pa.date32())))
+    if not any(len(texts) for texts, _ in shaped):  # usually nothing published looks like a date
+        return pa.array([], pa.string())
+    births = pa.array(np.unique(as_dates(pupils["geboortedatum"].dropna()).to_numpy(dtype="datetime64[D]")))
+    return pa.concat_arrays([texts.filter(pc.fill_null(pc.is_in(days, value_set=births), False))
+                             for texts, days in shaped])
 
 
 def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[str]:

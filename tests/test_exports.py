@@ -535,6 +535,17 @@ def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published
     ])
 
 
+def test_the_privacy_guard_finds_a_bsn_that_became_a_number():
+    """A BSN in a numeric column (as a float it would print as 123456782.0) is still the BSN."""
+    from assets.exports import leaked_identifiers
+
+    inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0118")], REGION_POOL[:1])
+    export = export_for(inputs, "GM0118")
+    bsn_number = float(inputs.pupils["bsn"].dropna().iat[0])
+    monitoring = export.monitoring.assign(uren_ongeoorloofd_4w=[bsn_number, 2.5])
+    assert leaked_identifiers(replace(export, monitoring=monitoring), inputs.pupils) == ["monitoring.uren_ongeoorloofd_4w"]
+
+
 def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birth_date_passes():
     from assets.exports import leaked_identifiers
 
