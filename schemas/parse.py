@@ -165,18 +165,30 @@ def parse_codes(
     """
     codelist = CODELIST_OF_FIELD[field]
     canonical = canonical_codes(codelist)
-    labels = _label_key(text)
+    # A column holds a handful of distinct labels in up to millions of rows: each distinct label is
+    # normalised and looked up once, and the rows take their code by position.
+    label_of_row, distinct = pd.factorize(text)  # missing: -1
+    labels = _label_key(pd.Series(distinct, dtype="str"))
     width = {len(code) for code in canonical if code.isdigit()}
     if len(width) == 1:
         digits = labels.str.fullmatch(r"\d+").fillna(False).astype(bool)
         labels = labels.where(~digits, labels.str.zfill(width.pop()))
-    parsed = pd.Series(pd.NA, index=text.index, dtype="str")
-    for source_id, rows in groups.items():
+    lookups = {}
+    for source_id in groups:
         mapping = {code: code for code in canonical} | region.codelists.get(codelist, {})
         mapping |= sources[source_id].codes.get(field, {})
-        lookup = {_label_key_of(label): code for label, code in mapping.items()}
-        parsed.loc[rows] = labels.loc[rows].map(lookup)
-    return parsed
+        lookups[source_id] = {_label_key_of(label): code for label, code in mapping.items()}
+    codes = sorted({code for lookup in lookups.values() for code in lookup.values()})
+    code_number = {code: number for number, code in enumerate(codes)}
+    code_of_row = np.full(len(text), -1, dtype=np.int64)
+    for source_id, rows in groups.items():
+        lookup = lookups[source_id]
+        code_of_label = np.array([code_number.get(lookup.get(label), -1) for label in labels], dtype=np.int64)
+        at = text.index.get_indexer(rows)
+        label = label_of_row[at]
+        code_of_row[at] = np.where(label >= 0, code_of_label[np.maximum(label, 0)] if len(labels) else -1, -1)
+    parsed = pa.array(codes, type=pa.large_string()).take(pa.array(code_of_row, mask=code_of_row < 0))
+    return pd.Series(pd.array(parsed, dtype="str"), index=text.index)
 
 
 def normalise_identifier(text: pd.Series) -> pd.Series:
