@@ -174,6 +174,8 @@ class _Column:
     def __init__(self, series: pd.Series) -> None:
         self.values, self.kinds = _cells(series)
         self.kind = None if isinstance(self.kinds, pa.Array) else self.kinds
+        # Characters of the longest cell as written (an escaped ``&`` counts a few more): the column's
+        # width. Text cells are measured among the shared strings (``refer``).
         self.longest = 0 if self.texts() is not None else (pc.max(pc.utf8_length(self.values)).as_py() or 0)
 
     def texts(self) -> pa.Array | None:
