@@ -227,6 +227,8 @@ def rows_of_pupils(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
 
 
 NAME_FIELDS = ("voornaam", "tussenvoegsel", "achternaam")
+# What the alerts and their lists read of a pupil: its key, identifiers, birth date and residence.
+PUPIL_FIELDS = ("pupil_key", *KEY_FIELDS, "geboortedatum", "woongemeente_code", "buiten_regio")
 
 
 def latest_names(keys: pd.Series, vo_enrolment: pd.DataFrame, po_transfers: pd.DataFrame) -> pd.DataFrame:
@@ -348,7 +350,8 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     kinds={"pandas", "xlsx", "csv"},
     io_manager_key="lake_io_manager",
     ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),
-         "vo_enrolment": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ENROLMENT_FIELDS, *NAME_FIELDS]})},
+         "vo_enrolment": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ENROLMENT_FIELDS, *NAME_FIELDS]}),
+         "pupils": dg.AssetIn(metadata={"columns": list(PUPIL_FIELDS)})},
 )
 def thuiszitter_alerts(
     context: dg.AssetExecutionContext,

@@ -25,6 +25,7 @@ from assets.linkage import KEY_FIELDS
 from assets.exports import (
     GUARDED_IDENTIFIERS,
     MONITORING_COLUMNS,
+    RESIDENT_FIELDS,
     SECONDARY_CELL,
     SMALL_CELL,
     ColumnDoc,
@@ -179,7 +180,8 @@ def build_export_assets(
         io_manager_key="lake_io_manager",
         # Each municipality's export reads its own residents' rows: a row group per municipality.
         metadata={"row_groups_by": "woongemeente_code"},
-        ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]})},
+        ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),
+             "pupils": dg.AssetIn(metadata={"columns": list(RESIDENT_FIELDS)})},
     )
     def export_facts(
         region_config: RegionConfig,

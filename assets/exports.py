@@ -378,6 +378,10 @@ def age_band_labels(bands: Sequence[int]) -> list[str]:
     return [f"jonger dan {bands[0]}", *inner, f"{bands[-1]} en ouder", UNKNOWN]
 
 
+# What the facts read of a pupil besides the datasets: its key, residence, school, birth date and postcode.
+RESIDENT_FIELDS = ("pupil_key", "woongemeente_code", "buiten_regio", "vo_brin6", "geboortedatum", "postcode")
+
+
 def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluation_date: dt.date,
                    calendar: Calendar, settings: ExportSettings) -> pd.DataFrame:
     """One row per resident of ``gemeenten`` (one or all of them) with everything the exports show,
