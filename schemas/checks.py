@@ -142,10 +142,13 @@ def crebo_format(series: pd.Series) -> pd.Series:
 @register_check_method()
 def schooljaar_format(series: pd.Series) -> pd.Series:
     """School year as two consecutive years, e.g. 2026-2027 (school year 1 Aug–31 Jul, domain.md §2.3)."""
-    shaped = series.str.fullmatch(r"\d{4}-\d{4}").fillna(False).astype(bool)
-    first = pd.to_numeric(series.str.slice(0, 4).where(shaped), errors="coerce")
-    second = pd.to_numeric(series.str.slice(5, 9).where(shaped), errors="coerce")
-    return (shaped & (second == first + 1)) | series.isna()
+    def consecutive(years: pd.Series) -> pd.Series:
+        shaped = years.str.fullmatch(r"\d{4}-\d{4}").fillna(False).astype(bool)
+        first = pd.to_numeric(years.str.slice(0, 4).where(shaped), errors="coerce")
+        second = pd.to_numeric(years.str.slice(5, 9).where(shaped), errors="coerce")
+        return (shaped & (second == first + 1)).astype("boolean")
+
+    return per_distinct(series, consecutive).fillna(False).astype(bool) | series.isna()
 
 
 @register_check_method()
@@ -224,9 +227,10 @@ def date_order(
 @register_check_method(statistics=["column", "provisional"], supported_types=pd.DataFrame)
 def advice_not_lowered(frame: pd.DataFrame, *, column: str, provisional: str) -> pd.Series:
     """The definitive schooladvies is never lower than the provisional one (domain.md §2.3; order of §2.2)."""
-    final = frame[column].map(ADVICE_RANK)
-    first = frame[provisional].map(ADVICE_RANK)
-    return ~(final < first)
+    def rank(advice: pd.Series) -> pd.Series:
+        return per_distinct(advice, lambda codes: codes.map(ADVICE_RANK).astype("Float64"))
+
+    return ~(rank(frame[column]) < rank(frame[provisional])).fillna(False).astype(bool)
 
 
 @register_check_method(
@@ -282,7 +286,19 @@ def _row_fingerprints(frame: pd.DataFrame) -> np.ndarray:
 
 def school_year_first_day(schooljaar: pd.Series, school_year_start: str = "08-01") -> pd.Series:
     """First day of the school year '2026-2027' (1 August 2026 by default, domain.md §2.3); NaT if malformed."""
-    return pd.to_datetime(schooljaar.str.slice(0, 4) + "-" + school_year_start, format="%Y-%m-%d", errors="coerce")
+    def first_day(years: pd.Series) -> pd.Series:
+        return pd.to_datetime(years.str.slice(0, 4) + "-" + school_year_start, format="%Y-%m-%d", errors="coerce")
+
+    return per_distinct(schooljaar, first_day)
+
+
+def per_distinct(values: pd.Series, compute) -> pd.Series:
+    """``compute`` (a function of a Series) of each distinct value, spread back over the rows; missing
+    where the value is missing. A school year or an advice code has a handful of values in up to a
+    million rows: parsed or looked up a handful of times."""
+    codes, distinct = pd.factorize(values)  # missing: -1
+    result = compute(pd.Series(distinct, dtype=values.dtype)).array
+    return pd.Series(result.take(codes, allow_fill=True), index=values.index)
 
 
 def age_in_years(born: pd.Series, on: pd.Series) -> pd.Series:

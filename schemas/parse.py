@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.checks import per_distinct
 from schemas.codelists import CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
 from settings.region import Region, Source
@@ -148,9 +149,8 @@ def parse_decimals(text: pd.Series) -> pd.Series:
 
 def parse_booleans(text: pd.Series) -> pd.Series:
     """ja/nee, j/n, yes/no, true/false, 1/0, and x for a ticked box; case does not matter."""
-    words = text.str.lower()
     truth = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
-    return words.map(truth).astype("boolean")
+    return per_distinct(text, lambda words: words.str.lower().map(truth).astype("boolean"))
 
 
 def parse_codes(
