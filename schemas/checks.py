@@ -163,7 +163,8 @@ def mojibake(series: pd.Series) -> pd.Series:
 
     Names must reach the receiving school as written (domain.md §2.1: OSO needs the pupil's name).
     """
-    return ~series.str.contains(MOJIBAKE, regex=True).fillna(False).astype(bool)
+    garbled = per_distinct(series, lambda texts: texts.str.contains(MOJIBAKE, regex=True).astype("boolean"))
+    return ~garbled.fillna(False).astype(bool)
 
 
 @register_check_method(statistics=["codelist"])
