@@ -80,7 +80,7 @@ def parse_dataset(dataset: str, raw: pd.DataFrame, region: Region) -> ParseResul
         elif kind == "code":
             parsed = parse_codes(text, name, groups, sources, region)
         else:
-            parsed = NORMALISERS.get(name, _strip)(text)
+            parsed = per_distinct(text, NORMALISERS.get(name, _strip))  # identifiers, schools, names: repeated
         typed[name] = parsed
         failed = text.notna() & parsed.isna()
         if kind in PARSE_RULES and failed.any():
