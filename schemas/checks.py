@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from pandera.extensions import register_check_method
 
 from schemas.codelists import ADVICE_RANK, canonical_codes, known_schools
+from schemas.frames import per_distinct
 
 # Every rule name a quarantine entry can carry (docs/validation.md explains each one).
 RULES = (
@@ -291,15 +292,6 @@ def school_year_first_day(schooljaar: pd.Series, school_year_start: str = "08-01
         return pd.to_datetime(years.str.slice(0, 4) + "-" + school_year_start, format="%Y-%m-%d", errors="coerce")
 
     return per_distinct(schooljaar, first_day)
-
-
-def per_distinct(values: pd.Series, compute) -> pd.Series:
-    """``compute`` (a function of a Series) of each distinct value, spread back over the rows; missing
-    where the value is missing. A school year or an advice code has a handful of values in up to a
-    million rows: parsed or looked up a handful of times."""
-    codes, distinct = pd.factorize(values)  # missing: -1
-    result = compute(pd.Series(distinct, dtype=values.dtype)).array
-    return pd.Series(result.take(codes, allow_fill=True), index=values.index)
 
 
 def age_in_years(born: pd.Series, on: pd.Series) -> pd.Series:

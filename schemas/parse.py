@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.checks import per_distinct
 from schemas.codelists import CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
+from schemas.frames import per_distinct
 from settings.region import Region, Source
 
 TRUE_WORDS = ("ja", "j", "yes", "true", "1", "x")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from schemas.frames import select_rows
+from schemas.frames import per_distinct, select_rows
 
 
 def test_select_rows_equals_loc_with_every_dtype_of_the_night():
@@ -23,3 +23,17 @@ def test_select_rows_equals_loc_with_every_dtype_of_the_night():
     pd.testing.assert_frame_equal(selected, frame.loc[mask])
     assert select_rows(frame, np.ones(4, dtype=bool)) is frame
     pd.testing.assert_frame_equal(select_rows(frame, np.zeros(4, dtype=bool)), frame.loc[[False] * 4])
+
+
+def test_per_distinct_computes_each_value_once_and_spreads_it_back():
+    seen = []
+
+    def upper(texts: pd.Series) -> pd.Series:
+        seen.append(list(texts))
+        return texts.str.upper()
+
+    values = pd.Series(["a", None, "b", "a", "a", None, "b"], index=[10, 11, 12, 13, 14, 15, 16], dtype="str")
+    result = per_distinct(values, upper)
+    assert seen == [["a", "b"]]
+    assert result.index.equals(values.index)
+    assert [None if pd.isna(v) else v for v in result] == ["A", None, "B", "A", "A", None, "B"]
