@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from connectors.warehouse import create_tables
+
 METADATA = sa.MetaData()
 
 ACTIVE_STATUSES = ("new", "open", "reopened")
@@ -92,7 +94,7 @@ class AlertStore:
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
 
     def create(self) -> None:
-        METADATA.create_all(self.engine)
+        create_tables(self.engine, METADATA)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import result_frame
+from connectors.warehouse import create_tables, result_frame
 
 METADATA = sa.MetaData()
 
@@ -77,7 +77,7 @@ class ExportLog:
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
 
     def create(self) -> None:
-        METADATA.create_all(self.engine)
+        create_tables(self.engine, METADATA)
 
     def record_export(self, gemeente: str, folder: str, files: Iterable[ExportedFile],
                       generated_at: dt.datetime) -> int:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.warehouse import bulk_insert, metadata
+from connectors.warehouse import bulk_insert, create_tables, metadata
 
 TRACKED = ("woongemeente_code", "vo_brin6", "onderwijsniveau")
 
@@ -70,7 +70,7 @@ def _without_key_index(conn: sa.Connection, load) -> None:
 
 def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> dict[str, int]:
     """Bring the history up to ``night``; returns counts of opened, closed and unchanged rows."""
-    metadata.create_all(engine, tables=[pupil_history])
+    create_tables(engine, metadata, [pupil_history])
     current = pupils.loc[:, ["pupil_key", *TRACKED]].astype("str")
     with engine.begin() as conn:
         # A replay of an earlier night must not rewrite later history: only move forward.

@@ -40,6 +40,20 @@ def result_frame(result: sa.Result, columns: list[str] | None = None) -> pd.Data
     return pd.DataFrame({name: list(column) for name, column in zip(names, values)}, columns=names)
 
 
+def create_tables(engine: sa.Engine, tables_of: sa.MetaData, tables: list[sa.Table] | None = None) -> None:
+    """``tables_of.create_all``, safe when another process creates the same tables at the same moment.
+
+    Steps of one night may run side by side (the Celery executor's workers): each sees a table is
+    missing, and the second ``CREATE`` then fails (SQLite and PostgreSQL: "already exists";
+    PostgreSQL also a duplicate row type). Looking again settles it, since the table is there now;
+    an error that persists is raised.
+    """
+    try:
+        tables_of.create_all(engine, tables=tables)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        tables_of.create_all(engine, tables=tables)
+
+
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
@@ -161,7 +175,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def ensure_schema(self) -> None:
         """Create every table of ``metadata`` that does not exist yet."""
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def dispose(self) -> None:
         """Close the pooled connections (tests drop their database afterwards)."""

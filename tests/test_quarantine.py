@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from connectors.warehouse import QuarantineSummary, Warehouse, quarantine
+from connectors.warehouse import QuarantineSummary, Warehouse, create_tables, quarantine
 from tests.test_rules import BASELINE, raw_frame, validate
 
 NIGHT = dt.datetime(2026, 10, 5, 1, 30, tzinfo=dt.UTC)
@@ -126,3 +126,23 @@ def test_rejects_of_an_unlisted_delivery_are_refused(warehouse):
     result = validate("youth_care_waitlist", raw_frame("youth_care_waitlist", [BAD_BSN]))
     with pytest.raises(ValueError, match="not listed"):
         warehouse.record_quarantine("youth_care_waitlist", result.rejects, [], NIGHT)
+
+
+def test_a_table_another_step_creates_at_the_same_moment_is_no_error(warehouse):
+    """Steps side by side (Celery workers) both find a table missing; the second CREATE must not fail the step."""
+    other = sa.create_engine(warehouse.url)
+    fresh = sa.MetaData()
+    table = sa.Table("side_by_side", fresh, sa.Column("id", sa.Integer, primary_key=True))
+
+    raced = []
+
+    @sa.event.listens_for(table, "before_create")
+    def created_meanwhile(target, connection, **kw):  # the other worker wins the race, once
+        if not raced:
+            raced.append(True)
+            fresh.create_all(other)
+
+    create_tables(warehouse.engine, fresh)
+    assert raced and sa.inspect(warehouse.engine).has_table("side_by_side")
+    other.dispose()
+    fresh.drop_all(warehouse.engine)
