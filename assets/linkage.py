@@ -51,9 +51,6 @@ class PupilIndex:
             known = KnownValues(pc.utf8_slice_codeunits(self.keys.filter(of_kind), len(prefix)))
             self._identifiers.append((column, where, known))
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def positions(self, frame: pd.DataFrame) -> np.ndarray:
         """Position among the keys of each row's ``pupil_key``; -1 when absent or without one.
 

@@ -260,7 +260,7 @@ def duplicate_row(raw: pd.DataFrame, fields: list[str]) -> pd.Series:
     """
     keys = raw.loc[:, ["source_id", "delivery", *fields]]
     # A 64-bit fingerprint per row finds the candidates fast; the exact comparison runs on those alone.
-    candidates = pd.Series(_row_fingerprints(keys)).duplicated(keep=False).to_numpy()
+    candidates = pd.Series(_row_hashes(keys)).duplicated(keep=False).to_numpy()
     duplicated = pd.Series(False, index=raw.index)
     duplicated.loc[candidates] = keys.loc[candidates].duplicated(keep="first")
     return duplicated
@@ -269,7 +269,7 @@ def duplicate_row(raw: pd.DataFrame, fields: list[str]) -> pd.Series:
 # --- helpers shared by the rules ---------------------------------------------------------------
 
 
-def _row_fingerprints(frame: pd.DataFrame) -> np.ndarray:
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit number per row, equal for equal rows (missing equal to missing).
 
     Each column's values are numbered by Arrow's dictionary encoding (a hash per value, in C++),
