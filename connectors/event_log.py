@@ -98,25 +98,26 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
         return engine
 
     def _initdb(self, engine: sa.Engine, for_index_shard: bool = False) -> None:
-        """Create a run's database as Dagster does, with the head revision found once per process.
+        """Create a new database as Dagster does, with the head revision found once per process.
 
-        The index database (once per ``DAGSTER_HOME``) and any database another process is
-        creating at the same moment go through Dagster's own ``_initdb``, with its retries.
+        Only an empty database is created here. One that has tables without a revision (made by
+        an older Dagster, or being made by another process at this moment) goes through Dagster's
+        own ``_initdb``, with its special cases and retries.
         """
-        if for_index_shard:
-            super()._initdb(engine, for_index_shard=True)
-            return
         try:
             with engine.connect() as connection:
                 migrations = MigrationContext.configure(connection)
                 if migrations.get_current_revision() is not None:
                     return
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-                SqlEventLogStorageMetadata.create_all(connection)
-                migrations.stamp(_event_log_scripts(), "head")
-                connection.commit()
+                if not sa.inspect(connection).get_table_names():
+                    connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                    SqlEventLogStorageMetadata.create_all(connection)
+                    migrations.stamp(_event_log_scripts(), "head")
+                    connection.commit()
+                    return
         except (sa.exc.DatabaseError, sqlite3.DatabaseError):
-            super()._initdb(engine)
+            pass
+        super()._initdb(engine, for_index_shard)
 
     def upgrade(self) -> None:
         self._close_engines()

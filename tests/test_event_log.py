@@ -67,17 +67,19 @@ def test_the_local_instance_profile_uses_it(dagster_home):
         assert Path(storage._base_dir) == dagster_home / "history" / "runs"
 
 
-def test_a_run_database_is_the_one_dagster_itself_makes(dagster_home, tmp_path):
+def test_its_databases_are_the_ones_dagster_itself_makes(dagster_home, tmp_path):
     with dg.DagsterInstance.get() as instance:
-        ours = _schema(dagster_home / "history" / "runs" / f"{_materialize(instance)}.db")
+        run_id = _materialize(instance)
+    ours = [_schema(dagster_home / "history" / "runs" / f"{name}.db") for name in (run_id, "index")]
     default_home = tmp_path / "dagster_default"
     default_home.mkdir()
     (default_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(default_home)) as instance:
         assert type(instance.event_log_storage).__module__.startswith("dagster.")
-        dagsters = _schema(default_home / "history" / "runs" / f"{_materialize(instance)}.db")
+        run_id = _materialize(instance)
+    dagsters = [_schema(default_home / "history" / "runs" / f"{name}.db") for name in (run_id, "index")]
     assert ours == dagsters
-    assert ours[2] == ("wal",) and len(ours[1]) == 1
+    assert all(schema[2] == ("wal",) and len(schema[1]) == 1 for schema in ours)
 
 
 def test_dagster_own_storage_reads_what_it_wrote_and_the_other_way_round(dagster_home):
