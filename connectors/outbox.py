@@ -69,7 +69,7 @@ def _display_column(series: pd.Series) -> pa.Array | pa.ChunkedArray:
         shown = pa.array(dates.strftime("%d-%m-%Y"), type=pa.string())
         return pc.take(shown, pa.array(codes, mask=codes < 0))
     if pd.api.types.is_bool_dtype(series):
-        return pa.array(series.map({True: "ja", False: "nee"}).astype("str"), from_pandas=True)
+        return xlsx.ja_nee(series)
     if series.dtype == object:  # mixed cells (counts and "<5"): each as its text
         return pa.array(series.astype("str"), from_pandas=True)
     return pa.array(series, from_pandas=True)

@@ -245,11 +245,15 @@ def _arrow(series: pd.Series, type_: pa.DataType) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+def ja_nee(series: pd.Series) -> pa.Array:
+    """A boolean column as a Dutch reader reads it: ja or nee; missing stays missing."""
+    return pc.if_else(_arrow(series, pa.bool_()), "ja", "nee")
+
+
 def _cells(series: pd.Series) -> tuple[pa.Array, pa.Array | str]:
     """(value texts, kind): one kind for a typed column, a kind per cell for an object column."""
     if pd.api.types.is_bool_dtype(series):
-        text = series.map({True: "ja", False: "nee"}).astype("str")
-        return _arrow(text, pa.string()), _TEXT
+        return ja_nee(series), _TEXT
     if pd.api.types.is_datetime64_any_dtype(series):
         return _serials(series), _DATE
     if pd.api.types.is_integer_dtype(series):
