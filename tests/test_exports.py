@@ -30,7 +30,7 @@ from assets.exports import (
     pseudonymise,
     resident_facts,
 )
-from connectors.outbox import Outbox, csv_bytes
+from connectors.outbox import Outbox, csv_bytes, neutralise
 from settings.region import load_region
 from tests.conftest import DEMO_REGION, PROJECT
 
@@ -467,6 +467,23 @@ def test_a_formula_in_an_input_arrives_neutralised_in_every_format():
                 if suffix == ".csv" else texts
             assert f"'{FORMULA}" in cells, stem + suffix
             assert FORMULA not in cells, stem + suffix
+
+
+def test_every_formula_start_is_neutralised_and_nothing_else():
+    """OWASP CSV injection: a cell starting with = + - @ tab or carriage return gets an apostrophe."""
+    risky = ["=1+1", "+31 6", "-2", "@SUM(A1)", "\tx", "\rx"]
+    safe = ["gewoon", " =spatie ervoor", "", "'=al", "1-2"]
+    frame = pd.DataFrame({
+        "tekst": pd.Series([*risky, *safe, None], dtype="str"),
+        "gemengd": pd.Series([-5, "=x", 3, "<5", None, *[""] * 7], dtype=object),
+        "getal": range(12),
+    })
+    shown = neutralise(frame)
+    assert shown["tekst"].tolist()[:len(risky)] == ["'" + text for text in risky]
+    assert shown["tekst"].tolist()[len(risky):-1] == safe and pd.isna(shown["tekst"].iloc[-1])
+    assert shown["gemengd"].tolist()[:4] == ["'-5", "'=x", "3", "<5"]
+    assert shown["getal"].tolist() == list(range(12))
+    assert frame["tekst"].iloc[0] == "=1+1"  # the caller's frame is untouched
 
 
 # -- the data dictionary ---------------------------------------------------------------------------
