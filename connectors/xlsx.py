@@ -480,6 +480,8 @@ def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, compresslevel: int = 1) -> by
                            ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS), ("xl/styles.xml", _STYLES)):
             _deflated(package, path, [text.encode("utf-8")], compresslevel)
         _deflated(package, "xl/sharedStrings.xml", [shared_strings], compresslevel)
-        _deflated(package, "xl/worksheets/sheet1.xml", _ahead(_sheet_xml_parts(names, columns, len(frame))),
+        parts = _sheet_xml_parts(names, columns, len(frame))
+        # A helper thread only pays when there is a next block of rows to render during compression.
+        _deflated(package, "xl/worksheets/sheet1.xml", _ahead(parts) if len(frame) > BLOCK_ROWS else parts,
                   compresslevel)
     return buffer.getvalue()

@@ -108,8 +108,9 @@ def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
         raise RuntimeError("rendering failed")
 
     monkeypatch.setattr(xlsx, "_sheet_xml_parts", broken)
+    monkeypatch.setattr(xlsx, "BLOCK_ROWS", 1)  # two blocks of rows: rendered ahead, in the helper thread
     with pytest.raises(RuntimeError, match="rendering failed"):
-        xlsx.xlsx_bytes(pd.DataFrame({"a": [1]}), "Blad")
+        xlsx.xlsx_bytes(pd.DataFrame({"a": [1, 2]}), "Blad")
 
 
 def test_a_text_longer_than_an_excel_cell_holds_is_cut_at_excels_limit():
