@@ -198,11 +198,10 @@ def test_a_validated_asset_shows_its_row_count(page, ui):
 
 def test_row_rejects_of_a_validated_asset_shows_as_a_warning_with_its_counts(page, ui, screenshots):
     _open(page, "/assets/po_transfers?view=checks&checkDetail=row_rejects")
-    checks = page.get_by_text("Checks (", exact=False)
-    assert checks.first.is_visible()
+    _shows(page.get_by_text("Checks (", exact=False).first)
     for name in ("delivery_contract", "row_rejects", "quarantined_rows", "share", "top_reasons"):
-        assert page.get_by_text(name, exact=True).first.is_visible(), name
-    assert page.get_by_text("This is a non-blocking asset check.").is_visible()
+        _shows(page.get_by_text(name, exact=True).first)
+    _shows(page.get_by_text("This is a non-blocking asset check."))
     assert _check_icon(page, "row_rejects") == "warning_outline", "WARN: the yellow warning sign, not the red error"
     assert _check_icon(page, "delivery_contract") == "check_circle"
     _screenshot(page, screenshots, "check.png")
