@@ -285,7 +285,6 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     return fingerprint
 
 
-
 def school_year_first_day(schooljaar: pd.Series, school_year_start: str = "08-01") -> pd.Series:
     """First day of the school year '2026-2027' (1 August 2026 by default, domain.md §2.3); NaT if malformed."""
     def first_day(years: pd.Series) -> pd.Series:
