@@ -16,6 +16,9 @@ region's night (eleven runs, about 450 events) spent 3.2 s of its 13 s there (``
 Same files, same layout, same schema and revision: the webserver, the daemon and
 ``dagster instance migrate`` see no difference, and an existing ``DAGSTER_HOME`` can switch to it
 or back. ``deploy/dagster.local.yaml`` selects it; PostgreSQL instances do not use it.
+
+It builds on Dagster internals (``_connect``, ``_initdb``), so a Dagster upgrade must pass
+``tests/test_event_log.py``, which compares its databases with Dagster's own.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from dagster._config import Field, StringSource
+from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.sql import get_alembic_config
@@ -92,9 +95,9 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
         self._engines[shard] = engine  # most recently used last
-        if len(self._engines) > RUN_DATABASES_KEPT_OPEN + 1:  # the runs' and the index
-            _, oldest = self._engines.popitem(last=False)
-            oldest.dispose()
+        if len(self._engines) > RUN_DATABASES_KEPT_OPEN + 1:  # the runs' and the index, which stays
+            oldest = next(name for name in self._engines if name != sqlite_event_log.INDEX_SHARD_NAME)
+            self._engines.pop(oldest).dispose()
         return engine
 
     def _initdb(self, engine: sa.Engine, for_index_shard: bool = False) -> None:
