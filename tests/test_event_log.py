@@ -139,3 +139,30 @@ def test_a_forked_process_opens_its_own_connections(dagster_home):
         after = _materialize(instance)
         history = instance.fetch_materializations(counted.key, limit=10).records
         assert [record.run_id for record in history] == [after, in_child, before]
+
+
+@dg.asset(deps=[counted])
+def doubled() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"dagster/row_count": 6})
+
+
+def steps_in_their_own_processes() -> dg.JobDefinition:
+    """A job whose steps each run in a process of their own (for ``dg.reconstructable``)."""
+    job = dg.define_asset_job("steps_apart", executor_def=dg.multiprocess_executor)
+    return dg.Definitions(assets=[counted, doubled], asset_checks=[counted_is_small], jobs=[job]).resolve_job_def(
+        "steps_apart")
+
+
+def test_step_processes_write_one_run_database_side_by_side(dagster_home):
+    """The multiprocess executor (``SWV_EXECUTOR=multiprocess``): every step process stores its events."""
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(dg.reconstructable(steps_in_their_own_processes), instance)
+        assert result.success
+        records = instance.get_records_for_run(result.run_id).records
+        finished = {record.event_log_entry.step_key for record in records
+                    if record.event_log_entry.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS}
+        assert finished == {"counted", "doubled", "counted_counted_is_small"}
+        writers = {record.event_log_entry.dagster_event.pid for record in records
+                   if record.event_log_entry.is_dagster_event}
+        assert writers - {os.getpid(), None}  # the step processes wrote their own events
+        assert [r.run_id for r in instance.fetch_materializations(doubled.key, limit=5).records] == [result.run_id]
