@@ -122,7 +122,8 @@ def monday_of(days: np.ndarray) -> np.ndarray:
 def age_on(geboortedatum: pd.Series, evaluation_date: dt.date) -> pd.Series:
     """Age in whole years on ``evaluation_date``; NA where the birth date is unknown."""
     birth = _days(geboortedatum)
-    return pd.Series(_age(birth, _day(evaluation_date)), index=geboortedatum.index, dtype="Int64").where(~np.isnat(birth))
+    age = pd.Series(_age(birth, _day(evaluation_date)), index=geboortedatum.index, dtype="Int64")
+    return age.where(~np.isnat(birth))
 
 
 def _age(birth: np.ndarray, e: np.datetime64) -> np.ndarray:

@@ -263,7 +263,8 @@ def absence_hours(vo_absence: pd.DataFrame, resident_keys: ResidentKeys, evaluat
     in_window = np.isin(monday_of(_days(vo_absence["week_start"])), weeks)
     rows, at = _keyed(vo_absence, resident_keys, ["uren_ongeoorloofd"], where=in_window)
     hours = rows["uren_ongeoorloofd"].to_numpy(dtype="float64", na_value=0.0)
-    return pd.Series(np.bincount(at, weights=hours, minlength=len(resident_keys)), index=resident_keys.keys, dtype="float64")
+    return pd.Series(np.bincount(at, weights=hours, minlength=len(resident_keys)), index=resident_keys.keys,
+                     dtype="float64")
 
 
 def waitlist_status(waitlist: pd.DataFrame, resident_keys: ResidentKeys, evaluation_date: dt.date,
@@ -278,7 +279,8 @@ def waitlist_status(waitlist: pd.DataFrame, resident_keys: ResidentKeys, evaluat
     intake date) is empty.
     """
     e = np.datetime64(evaluation_date, "D")
-    rows, at = _keyed(waitlist, resident_keys, ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
+    rows, at = _keyed(waitlist, resident_keys,
+                      ["aanmelddatum", "intakedatum", "startdatum", "einddatum", "productcategorie"])
     aanmeld, intake = _days(rows["aanmelddatum"]), _days(rows["intakedatum"])
     start, einde = _days(rows["startdatum"]), _days(rows["einddatum"])
     not_ended = np.isnat(einde) | (einde > e)
