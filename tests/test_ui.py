@@ -179,11 +179,11 @@ def test_the_asset_graph_shows_every_group_with_its_assets(page, ui, screenshots
     page.get_by_role("menuitem", name="Expand all groups").click()
     graph = page.locator("svg").filter(has_text="validatie").first
     for group in GROUPS:
-        assert graph.get_by_text(group, exact=True).is_visible(), group
+        _shows(graph.get_by_text(group, exact=True))
     # Long names are shortened in the middle at this zoom; these fit.
     for asset in ("po_transfers", "vo_absence", "pupils", "pupil_conflicts", "po_vo_handovers",
                   "thuiszitter_alerts", "municipal_exports"):
-        assert graph.get_by_text(asset, exact=True).first.is_visible(), asset
+        _shows(graph.get_by_text(asset, exact=True).first)
     page.mouse.move(0, 0)  # no hover card in the picture
     page.wait_for_timeout(500)
     _screenshot(page, screenshots, "asset-graph.png")
@@ -192,7 +192,7 @@ def test_the_asset_graph_shows_every_group_with_its_assets(page, ui, screenshots
 def test_a_validated_asset_shows_its_row_count(page, ui):
     _open(page, "/assets/po_transfers")
     expected = ui["row_counts"][("po_transfers", None)]
-    assert page.get_by_text("Row count", exact=True).is_visible()
+    _shows(page.get_by_text("Row count", exact=True))
     _shows(page.get_by_text(f"{expected:,}", exact=True).first)
 
 
@@ -215,9 +215,9 @@ def _check_icon(page, check: str) -> str | None:
 
 def test_the_partitioned_waitlist_shows_every_municipality_and_its_row_count(page, ui, screenshots):
     _open(page, "/assets/youth_care_waitlist_raw?view=partitions&partition=GM0118")
-    assert page.get_by_text(f"Materialized ({len(GEMEENTEN)})").is_visible()
+    _shows(page.get_by_text(f"Materialized ({len(GEMEENTEN)})"))
     for gemeente in GEMEENTEN:
-        assert page.get_by_text(gemeente, exact=True).first.is_visible(), gemeente
+        _shows(page.get_by_text(gemeente, exact=True).first)
     expected = ui["row_counts"][("youth_care_waitlist_raw", "GM0118")]
     row = page.locator("tr").filter(has_text="dagster/row_count")
     _shows(row.get_by_text(str(expected), exact=True))  # the metadata table renders after the page settles
