@@ -10,6 +10,10 @@ region's night (eleven runs, about 450 events) spent 3.2 s of its 13 s there (``
 
 - one engine per database, kept open (the index and the most recently used run databases), so an
   event is an ``INSERT`` and a commit on an open connection;
+- its connections commit with ``synchronous=NORMAL``, SQLite's recommended setting for WAL
+  databases (Dagster's are): a commit appends to the write-ahead log without waiting for the disk,
+  which is synced at each checkpoint. The database stays consistent after any crash; a power cut
+  can lose the last events before a checkpoint, the price of not syncing four hundred times a night;
 - a new run database is created with Dagster's own schema and stamped with the head revision,
   read from the migration scripts once per process (alembic's ``MigrationContext.stamp``).
 
@@ -91,6 +95,7 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
         if engine is None:
             engine = sa.create_engine(self.conn_string_for_shard(shard),
                                       connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS})
+            sa.event.listen(engine, "connect", _sync_at_checkpoints)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
@@ -144,6 +149,11 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
         for engine in self._engines.values():
             engine.dispose(close=False)
         self._engines.clear()
+
+
+def _sync_at_checkpoints(dbapi_connection: sqlite3.Connection, _record) -> None:
+    """``synchronous=NORMAL`` on a new connection (a per-connection setting; see the module docstring)."""
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _after_fork_in_child() -> None:

@@ -117,6 +117,17 @@ def test_only_the_index_and_the_most_recent_run_databases_stay_open(dagster_home
     assert not any(name == "index.db" or name[:-3] in runs for name in _open_databases())
 
 
+def test_its_connections_sync_the_write_ahead_log_at_checkpoints_only(dagster_home):
+    """``synchronous=NORMAL`` (1) on the run's and the index's connections; Dagster's default is FULL (2)."""
+    with dg.DagsterInstance.get() as instance:
+        run_id = _materialize(instance)
+        storage = instance.event_log_storage
+        for shard in (run_id, "index"):
+            with storage._connect(shard) as connection:
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
 def _materialize_in_child(queue, instance: dg.DagsterInstance) -> None:
     try:
         inherited = len(instance.event_log_storage._engines)
