@@ -68,6 +68,19 @@ def _whitespace() -> str:
     return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
 
 
+def _ints_or_booleans(values: list) -> pa.Array | None:
+    """``values`` as one Arrow array when they are all integers or all booleans (or missing), else None.
+
+    JSON numbers and flags (``"niveau": 4``, ``"diploma": true``) fill whole columns; Arrow infers
+    int64 or bool for them and refuses a mix, a float, text or an integer beyond 64 bits.
+    """
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    return array if pa.types.is_int64(array.type) or pa.types.is_boolean(array.type) else None
+
+
 def text_column(values: list) -> pd.api.extensions.ExtensionArray:
     """``text_value`` of every value, as a text column.
 
@@ -78,6 +91,9 @@ def text_column(values: list) -> pd.api.extensions.ExtensionArray:
     try:
         text = pa.array(values, type=pa.string())  # refuses anything but str and None
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        numbers = _ints_or_booleans(values)
+        if numbers is not None:  # text_value's digits and true/false, by one cast
+            return pd.array(numbers.cast(pa.string()), dtype="str")
         return pd.array([text_value(value) for value in values], dtype="str")
     stripped = pc.utf8_trim(text, _whitespace())
     blank = pc.equal(stripped, "")

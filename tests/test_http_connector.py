@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -114,6 +116,66 @@ def test_record_values_become_text(server, tmp_path):
     assert pd.isna(first["leeg"]) and pd.isna(second["n"])
     assert second["clientBsn"] == "111222333"
     assert all(frame[c].dtype == "str" for c in frame.columns if c != "delivery_row")
+
+
+def test_record_values_of_one_json_type_become_the_same_text(server, tmp_path):
+    """Whole columns of numbers or flags take a vectorised path; the text is what ``text_value`` gives."""
+    records = [{"clientBsn": f"{i:09d}", "niveau": [4, None, -2][i % 3], "diploma": [True, False, None][i % 3],
+                "groot": 2**70 if i == 0 else 1, "mix": [1, True, 2.0][i % 3]} for i in range(6)]
+    (tmp_path / "paged.json").write_text(json.dumps(records), encoding="utf-8")
+    frame = JsonApi().fetch(located(server, "paged"), name="paged").frame
+    assert frame["niveau"].fillna("-").tolist()[:3] == ["4", "-", "-2"]
+    assert frame["diploma"].fillna("-").tolist()[:3] == ["true", "false", "-"]
+    assert frame["groot"].tolist()[:2] == [str(2**70), "1"]
+    assert frame["mix"].tolist()[:3] == ["1", "true", "2"]
+    assert all(frame[c].dtype == "str" for c in frame.columns if c != "delivery_row")
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """An HTTP forward proxy that answers every request itself with one page, remembering what it was asked."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        type(self).seen.append(self.path)  # a proxy is sent the absolute URL
+        body = json.dumps({"data": [{"clientBsn": "123456782", "aanmelddatum": "2026-01-05"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def forward_proxy():
+    _ForwardProxy.seen = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_the_pull_goes_through_the_proxy_the_environment_names(server, forward_proxy, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", forward_proxy)
+    # partner.invalid cannot be resolved: only the proxy can answer for it.
+    location = Region.model_validate(REGION).sources["paged"].location
+    frame = JsonApi().fetch(location, name="paged").frame
+    assert frame["clientBsn"].tolist() == ["123456782"]
+    assert _ForwardProxy.seen and _ForwardProxy.seen[0].startswith("http://partner.invalid/dewolden/api/v1/wachtlijst?")
+
+
+def test_no_proxy_sends_the_pull_past_the_proxy(server, forward_proxy, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", forward_proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    frame = JsonApi().fetch(located(server, "paged"), name="paged").frame
+    assert len(frame) == 8 and not _ForwardProxy.seen
 
 
 def test_rate_limit_is_retried_after_the_retry_after_header(server):
