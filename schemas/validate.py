@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,24 +99,26 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
     rejected_deliveries, broken = contract_violations(dataset, raw, region, delivery_of_row, deliveries)
     accepted = select_rows(raw, ~broken.to_numpy())  # no copy of a million rows when nothing broke
 
-    parsed = parse_dataset(dataset, accepted, region)
-    schema = dataset_schema(
-        dataset, evaluation_date=evaluation_date, school_year_start=region.calendar.school_year_start
-    )
-    failures = pd.concat(
-        [
-            parsed.failures,
-            _without_parse_failures(check_failures(schema, parsed.frame), parsed.failures),
-            _duplicate_failures(dataset, accepted),
-        ],
-        ignore_index=True,
-    ).drop_duplicates(["row", "column", "rule"])
+    # Two pieces of work need nothing of what runs beside them, and go to a helper thread, where Arrow's
+    # kernels and numpy release the GIL and so use the second core: the exact duplicates (found on the
+    # delivered text, independently of parsing and rules) and the re-validation of the survivors
+    # (its only outcome is a ValidationBug, awaited before anything is returned).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validation") as helper:
+        duplicates = helper.submit(_duplicate_failures, dataset, accepted)
+        parsed = parse_dataset(dataset, accepted, region)
+        schema = dataset_schema(
+            dataset, evaluation_date=evaluation_date, school_year_start=region.calendar.school_year_start
+        )
+        checked = _without_parse_failures(check_failures(schema, parsed.frame), parsed.failures)
+        failures = pd.concat([parsed.failures, checked, duplicates.result()], ignore_index=True)
+        failures = failures.drop_duplicates(["row", "column", "rule"])
 
-    valid = select_rows(parsed.frame, ~parsed.frame.index.isin(failures["row"].unique()))
-    _revalidate(schema, valid)
-    valid = valid.assign(buiten_regio=outside_region(valid, region)).reset_index(drop=True)
-    rejects = _rejects(dataset, accepted, failures)
-    per_source = _reconcile(raw, broken, valid, failures)
+        survivors = select_rows(parsed.frame, ~parsed.frame.index.isin(failures["row"].unique()))
+        revalidated = helper.submit(_revalidate, schema, survivors)
+        rejects = _rejects(dataset, accepted, failures)
+        valid = survivors.assign(buiten_regio=outside_region(survivors, region)).reset_index(drop=True)
+        per_source = _reconcile(raw, broken, valid, failures)
+        revalidated.result()
     refused = {(r.source_id, r.delivery, r.delivery_sha256) for r in rejected_deliveries}
     return ValidationResult(
         dataset=dataset,
