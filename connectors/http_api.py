@@ -110,7 +110,8 @@ def _auth_headers(location: HttpLocation) -> dict[str, str]:
 
 
 def _proxies(url: str) -> dict[str, str]:
-    """The proxy for ``url`` from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as requests finds it."""
+    """The proxy for ``url`` from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as
+    requests itself finds it."""
     return requests.utils.get_environ_proxies(url)
 
 
