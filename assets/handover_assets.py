@@ -31,7 +31,7 @@ from assets.handover import (
     vo_mbo_handover,
     year_segment,
 )
-from connectors.outbox import Outbox, table_files, write_folder
+from connectors.outbox import Outbox, rendered_in_order, table_files, write_folder
 from connectors.region_config import RegionConfig
 
 OWNERS = ["team:datastewards"]
@@ -88,10 +88,13 @@ def deliver_handover(outbox: Outbox, route: tuple[str, ...], handover: Handover,
                  for school in _previous_schools(outbox, route, year) if (year, school) not in current]
     root = Path(outbox.root)
     log = []
-    for year, school, rows, sources in sorted(schools + withdrawn, key=lambda item: (item[0], item[1])):
+    folders = sorted(schools + withdrawn, key=lambda item: (item[0], item[1]))
+    for (year, school, _, sources), files in rendered_in_order(
+        folders, lambda folder: table_files(STEM, folder[2], sheet="Overdracht")
+    ):
         written = write_folder(
             outbox.folder(*route, year, school),
-            table_files(STEM, rows, sheet="Overdracht"),
+            files,
             {**manifest, year_key: year, "school": school, "bronleveringen": sources},
         )
         log.extend(_log(written, school, year, root))

@@ -30,7 +30,7 @@ from assets.exports import (
     pseudonymise,
     resident_facts,
 )
-from connectors.outbox import Outbox, csv_bytes, neutralise
+from connectors.outbox import Outbox, csv_bytes, neutralise, rendered_in_order
 from settings.region import load_region
 from tests.conftest import DEMO_REGION, PROJECT
 
@@ -593,3 +593,28 @@ def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_exp
             pd.testing.assert_frame_equal(shared.aggregates[name], table)
         assert shared.files.keys() == own.files.keys()
         assert all(shared.files[f][0] == own.files[f][0] for f in own.files)
+
+
+def test_files_are_rendered_in_order_a_bounded_number_ahead_and_a_failure_reaches_the_caller():
+    import threading
+
+    started: list[int] = []
+    consumed: list[int] = []
+    lock = threading.Lock()
+
+    def render(item: int) -> str:
+        with lock:
+            started.append(item)
+            ahead = item - (consumed[-1] if consumed else -1)
+        assert ahead <= 3, f"item {item} rendered {ahead} ahead of the caller"  # threads=2: at most 2 + the next
+        if item == 7:
+            raise ValueError("item 7 cannot be rendered")
+        return f"file {item}"
+
+    results = []
+    with pytest.raises(ValueError, match="item 7"):
+        for item, rendered in rendered_in_order(range(10), render, threads=2):
+            consumed.append(item)
+            results.append(rendered)
+    assert results == [f"file {i}" for i in range(7)]
+    assert max(started) <= 9 and sorted(started) == sorted(set(started))
