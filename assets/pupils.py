@@ -3,6 +3,7 @@
 
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -54,17 +55,28 @@ def linked_pupils(
         pd.Timestamp(night),
     )
     warehouse.ensure_schema()
-    history = record_pupils(warehouse.engine, pupils, night)
-    warehouse.record_quarantine("pupils", conflict_rejects(conflicts), [("koppeling", "pupils", "")],
-                                dt.datetime.now(dt.UTC))
     per_gemeente = pupils.loc[~pupils["buiten_regio"], "woongemeente_code"].value_counts().sort_index()
-    yield dg.Output(pupils, output_name="pupils", metadata={
+    metadata = {
         "dagster/row_count": len(pupils),
         "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
         "buiten_regio": int(pupils["buiten_regio"].sum()),
         "active_in_vo": int(pupils["vo_brin6"].notna().sum()),
-        "history_opened": history["opened"], "history_closed": history["closed"],
-    })
+    }
+    # The history goes to SQL (a million rows on a first night, seconds) in a helper thread while the
+    # lake writes the pupils to Parquet, which releases the GIL; the step ends only when both are kept.
+    # Its counts follow as an observation of the pupils once it is written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pupil-history") as helper:
+        recorded = helper.submit(record_pupils, warehouse.engine, pupils, night)
+        yield dg.Output(pupils, output_name="pupils", metadata=metadata)
+        history = recorded.result()
+    yield dg.AssetObservation(
+        asset_key=dg.AssetKey("pupils"),
+        description=f"Pupil history (warehouse table pupil_history) brought up to {night.isoformat()}.",
+        metadata={"history_opened": history["opened"], "history_closed": history["closed"],
+                  "history_unchanged": history["unchanged"]},
+    )
+    warehouse.record_quarantine("pupils", conflict_rejects(conflicts), [("koppeling", "pupils", "")],
+                                dt.datetime.now(dt.UTC))
     yield dg.Output(conflicts, output_name="pupil_conflicts", metadata={
         "dagster/row_count": len(conflicts),
         "per_rule": dg.MetadataValue.json(conflicts["rule"].value_counts().to_dict()),

@@ -80,6 +80,21 @@ def test_the_night_succeeds_with_every_municipality_ingested(night):
     assert all(night["first"].waitlist_runs.values()), night["first"].waitlist_runs
 
 
+def test_the_pupil_history_holds_every_linked_pupil_and_each_night_is_observed(night):
+    var = night["var"]
+    pupils = _lake(var, "pupils")
+    with sqlite3.connect(var / "warehouse.sqlite") as conn:
+        open_keys = [key for (key,) in conn.execute("SELECT pupil_key FROM pupil_history WHERE valid_to IS NULL")]
+    assert sorted(open_keys) == sorted(pupils["pupil_key"])
+    with dg.DagsterInstance.from_config(str(var / "dagster")) as instance:
+        records = instance.fetch_observations(dg.AssetKey("pupils"), limit=10, ascending=True).records
+    counts = [{name: value.value for name, value in r.asset_observation.metadata.items()} for r in records]
+    assert counts == [  # the second night replays the same deliveries on the same date: nothing changes
+        {"history_opened": len(pupils), "history_closed": 0, "history_unchanged": 0},
+        {"history_opened": 0, "history_closed": 0, "history_unchanged": len(pupils)},
+    ]
+
+
 def test_every_planted_defect_is_quarantined_with_its_rule(night):
     quarantine = _quarantine(night["var"])
     found = set(zip(quarantine["source_id"], quarantine["delivery_row"], quarantine["rule"]))
