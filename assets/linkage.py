@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.frames import select_rows, take_rows
+
 
 # The identifiers a pupil key is made of: a step that only links rows to pupils needs no other column.
 KEY_FIELDS = ("bsn", "onderwijsnummer")
@@ -216,14 +218,14 @@ def link_pupils(datasets: dict[str, pd.DataFrame], on: pd.Timestamp) -> tuple[pd
     ], ignore_index=True)
 
     keep = ~(birth | school)[ids]
-    rows, ids = rows.loc[keep].reset_index(drop=True), ids[keep]
+    rows, ids = select_rows(rows, keep).reset_index(drop=True), ids[keep]
     # Current facts: the best source, then the most recent row (domain: _SOURCE_PRIORITY).
     recency = rows["recency"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     recency = np.where(rows["recency"].isna().to_numpy(), np.iinfo(np.int64).min, recency)
     order = np.lexsort((-recency, rows["priority"].to_numpy(), ids))
     best = order[_run_starts(ids[order])]
     pupil_ids = ids[best]
-    pupils = rows.iloc[best].drop(columns=["priority", "recency"]).reset_index(drop=True)
+    pupils = take_rows(rows.drop(columns=["priority", "recency"]), best).reset_index(drop=True)
     # Fill identity gaps (e.g. birth date missing in the best source) from the other sources, in row order.
     for field in ("geboortedatum", "bsn", "onderwijsnummer", "postcode", "woongemeente_code"):
         if field in rows.columns:

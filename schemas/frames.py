@@ -1,16 +1,23 @@
 """Row selection on large frames through Arrow, and work done once per distinct value.
 
 ``frame.loc[mask]`` on Arrow-backed text columns goes through pandas' ``take`` per column and block;
-Arrow's ``Table.filter`` does the same selection three to four times faster on the night's largest
-frames (2.9 M absence rows: 0.26 s against 0.75–1.5 s). The result has the same columns, dtypes and
-index labels as ``frame.loc[mask]``.
+Arrow's ``filter`` and ``take`` do the same selection three to four times faster on the night's
+largest frames, and a frame's columns are independent, so two threads (Arrow's kernels release the
+GIL) halve that again (2.9 M absence rows: 0.16 -> 0.08 s). The result has the same columns, dtypes
+and index labels as ``frame.loc[mask]`` or ``frame.iloc[positions]``.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+
+COLUMNS_IN_THREADS_FROM_ROWS = 100_000  # below this a thread costs more than the column it works on
 
 
 def select_rows(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
@@ -18,8 +25,27 @@ def select_rows(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFra
     keep = np.asarray(mask, dtype=bool)
     if keep.all():
         return frame
+    selector = pa.array(keep)
+    return _columnwise(frame, lambda column: pc.filter(column, selector)).set_axis(frame.index[keep])
+
+
+def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``frame.iloc[positions]`` (integer positions, each in range), index labels kept."""
+    positions = np.asarray(positions, dtype=np.int64)
+    selector = pa.array(positions)
+    return _columnwise(frame, lambda column: column.take(selector)).set_axis(frame.index[positions])
+
+
+def _columnwise(frame: pd.DataFrame, kernel) -> pd.DataFrame:
+    """``kernel`` applied to every column of ``frame`` as Arrow, back as a frame with the same dtypes."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.filter(pa.array(keep)).to_pandas().set_axis(frame.index[keep])
+    if len(frame) < COLUMNS_IN_THREADS_FROM_ROWS or table.num_columns < 2:
+        columns = [kernel(column) for column in table.columns]
+    else:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="columns") as pool:
+            columns = list(pool.map(kernel, table.columns))
+    # The schema carries pandas' metadata, so nullable integers, booleans and dates come back as they were.
+    return pa.Table.from_arrays(columns, schema=table.schema).to_pandas()
 
 
 def per_distinct(values: pd.Series, compute) -> pd.Series:

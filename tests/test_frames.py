@@ -2,12 +2,22 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from schemas.frames import per_distinct, select_rows
+import schemas.frames
+from schemas.frames import per_distinct, select_rows, take_rows
 
 
-def test_select_rows_equals_loc_with_every_dtype_of_the_night():
-    frame = pd.DataFrame(
+@pytest.fixture(params=["one thread", "columns in threads"])
+def threads(request, monkeypatch):
+    """Small frames are selected column after column; large ones in two threads: both must agree."""
+    if request.param == "columns in threads":
+        monkeypatch.setattr(schemas.frames, "COLUMNS_IN_THREADS_FROM_ROWS", 0)
+    return request.param
+
+
+def _night_frame() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "text": pd.Series(["a", None, "c", "d"], dtype="str"),
             "day": pd.to_datetime(["2026-10-01", None, "2026-10-03", "2026-10-04"]),
@@ -18,11 +28,22 @@ def test_select_rows_equals_loc_with_every_dtype_of_the_night():
         },
         index=[10, 11, 12, 13],
     )
+
+
+def test_select_rows_equals_loc_with_every_dtype_of_the_night(threads):
+    frame = _night_frame()
     mask = np.array([True, True, False, True])
     selected = select_rows(frame, mask)
     pd.testing.assert_frame_equal(selected, frame.loc[mask])
     assert select_rows(frame, np.ones(4, dtype=bool)) is frame
     pd.testing.assert_frame_equal(select_rows(frame, np.zeros(4, dtype=bool)), frame.loc[[False] * 4])
+
+
+def test_take_rows_equals_iloc_with_every_dtype_of_the_night(threads):
+    frame = _night_frame()
+    positions = np.array([3, 0, 0, 2])
+    pd.testing.assert_frame_equal(take_rows(frame, positions), frame.iloc[positions])
+    pd.testing.assert_frame_equal(take_rows(frame, np.array([], dtype=np.int64)), frame.iloc[[]])
 
 
 def test_per_distinct_computes_each_value_once_and_spreads_it_back():
