@@ -15,6 +15,7 @@ codes, text is stripped. Whether the result is *valid* is for ``schemas.checks``
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 
 from schemas.codelists import CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
-from schemas.frames import per_distinct
+from schemas.frames import COLUMNS_IN_THREADS_FROM_ROWS, per_distinct
 from settings.region import Region, Source
 
 TRUE_WORDS = ("ja", "j", "yes", "true", "1", "x")
@@ -61,41 +62,64 @@ class ParseResult:
 
 
 def parse_dataset(dataset: str, raw: pd.DataFrame, region: Region) -> ParseResult:
-    """Parse every canonical field of ``dataset`` in ``raw``; fields the sources do not map become NA."""
+    """Parse every canonical field of ``dataset`` in ``raw``; fields the sources do not map become NA.
+
+    Fields are parsed independently of each other, two at a time: the work is mostly Arrow kernels,
+    which release the GIL, so a large delivery's fields are parsed on both cores.
+    """
     sources = {source_id: region.sources[source_id] for source_id in raw["source_id"].unique()}
     groups = {source_id: raw.index[raw["source_id"] == source_id] for source_id in sources}
-    typed: dict[str, pd.Series] = {}
-    failures, unknown = [no_failures()], [pd.DataFrame(columns=UNKNOWN_CODE_COLUMNS)]
-    for name, column in canonical_fields(dataset).items():
-        text = _blank_to_na(raw[name]) if name in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="str")
-        kind = field_kind(name, str(column.dtype))
-        if kind == "date":
-            parsed = parse_dates(text, groups, sources)
-        elif kind == "integer":
-            parsed = parse_integers(text)
-        elif kind == "decimal":
-            parsed = parse_decimals(text)
-        elif kind == "boolean":
-            parsed = parse_booleans(text)
-        elif kind == "code":
-            parsed = parse_codes(text, name, groups, sources, region)
-        else:
-            parsed = per_distinct(text, NORMALISERS.get(name, _strip))  # identifiers, schools, names: repeated
-        typed[name] = parsed
-        failed = text.notna() & parsed.isna()
-        if kind in PARSE_RULES and failed.any():
-            message = _failure_message(name, kind, raw.loc[failed, "source_id"], sources)
-            failures.append(_failures(failed, name, PARSE_RULES[kind], message))
-            if kind == "code":
-                unknown.append(_label_counts(text[failed], raw.loc[failed, "source_id"], name))
-    frame = pd.DataFrame(typed, index=raw.index)
+
+    def parse(item: tuple[str, object]) -> _ParsedField:
+        return _parse_field(item[0], item[1], raw, groups, sources, region)
+
+    fields = list(canonical_fields(dataset).items())
+    if len(raw) >= COLUMNS_IN_THREADS_FROM_ROWS:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse") as pool:
+            parsed = list(pool.map(parse, fields))
+    else:
+        parsed = [parse(item) for item in fields]
+    frame = pd.DataFrame({name: field.values for (name, _), field in zip(fields, parsed)}, index=raw.index)
     for name in PROVENANCE_COLUMNS:
         frame[name] = raw[name].astype("int64") if name == "delivery_row" else raw[name].astype("str")
     return ParseResult(
         frame=frame,
-        failures=pd.concat(failures, ignore_index=True),
-        unknown_codes=pd.concat(unknown, ignore_index=True),
+        failures=pd.concat([no_failures(), *(f.failures for f in parsed if f.failures is not None)],
+                           ignore_index=True),
+        unknown_codes=pd.concat([pd.DataFrame(columns=UNKNOWN_CODE_COLUMNS),
+                                 *(f.unknown for f in parsed if f.unknown is not None)], ignore_index=True),
     )
+
+
+@dataclass(frozen=True)
+class _ParsedField:
+    values: pd.Series
+    failures: pd.DataFrame | None  # the cells that did not parse, if any
+    unknown: pd.DataFrame | None  # their labels, for a code field
+
+
+def _parse_field(name: str, column, raw: pd.DataFrame, groups: dict[str, pd.Index], sources: dict[str, Source],
+                 region: Region) -> _ParsedField:
+    text = _blank_to_na(raw[name]) if name in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="str")
+    kind = field_kind(name, str(column.dtype))
+    if kind == "date":
+        parsed = parse_dates(text, groups, sources)
+    elif kind == "integer":
+        parsed = parse_integers(text)
+    elif kind == "decimal":
+        parsed = parse_decimals(text)
+    elif kind == "boolean":
+        parsed = parse_booleans(text)
+    elif kind == "code":
+        parsed = parse_codes(text, name, groups, sources, region)
+    else:
+        parsed = per_distinct(text, NORMALISERS.get(name, _strip))  # identifiers, schools, names: repeated
+    failed = text.notna() & parsed.isna()
+    if kind not in PARSE_RULES or not failed.any():
+        return _ParsedField(parsed, None, None)
+    message = _failure_message(name, kind, raw.loc[failed, "source_id"], sources)
+    unknown = _label_counts(text[failed], raw.loc[failed, "source_id"], name) if kind == "code" else None
+    return _ParsedField(parsed, _failures(failed, name, PARSE_RULES[kind], message), unknown)
 
 
 def field_kind(name: str, dtype: str) -> str:
