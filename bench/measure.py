@@ -295,7 +295,8 @@ def _pipeline(args: argparse.Namespace, clock: Clock) -> None:
     with dg.DagsterInstance.get() as instance:
         night = run_night(defs, instance, progress=clock.say)
         clock.mark("night")
-        runs = {**night.waitlist_runs, **getattr(night, "exports", {})}  # partition runs of the night
+        runs = {**{f"waitlist_ingest {g}": ok for g, ok in night.waitlist_runs.items()},  # partition runs of the night
+                **{f"municipality_exports {g}": ok for g, ok in night.export_runs.items()}}
         success = night.success and all(runs.values())
         usage = resource.getrusage(resource.RUSAGE_SELF)
         done = {"done": time.time(), "cpu_at_done_s": _cpu_with_children(), "maxrss_at_done_kib": usage.ru_maxrss}
