@@ -236,11 +236,11 @@ def _frame(records: list[dict]) -> pd.DataFrame:
     fields = list(dict.fromkeys(itertools.chain.from_iterable(records)))  # a record iterates over its fields
     if all(len(record) == len(fields) for record in records):
         # Every record has every field (the usual API page): a C-level pass per field picks its values.
-        values = (map(operator.itemgetter(f), records) for f in fields)
+        values = (list(map(operator.itemgetter(f), records)) for f in fields)
     else:
         values = ([record.get(f) for record in records] for f in fields)
     frame = pd.DataFrame(
-        {f: text_column(list(column)) for f, column in zip(fields, values)},
+        {f: text_column(column) for f, column in zip(fields, values)},
         index=range(len(records)),
     )
     frame["delivery_row"] = np.arange(1, len(records) + 1)

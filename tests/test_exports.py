@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import threading
 from dataclasses import dataclass, replace
 
 import openpyxl
@@ -596,8 +597,6 @@ def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_exp
 
 
 def test_files_are_rendered_in_order_a_bounded_number_ahead_and_a_failure_reaches_the_caller():
-    import threading
-
     started: list[int] = []
     consumed: list[int] = []
     lock = threading.Lock()
