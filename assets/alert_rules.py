@@ -1,6 +1,6 @@
 """Thuiszitter and outflow alert rules: which pupil needs attention on the evaluation date, and why.
 
-The specification is ``docs/alerts.md``; the facts behind it are in ``shared/domain.md`` (§4 leerplicht
+The specification is ``docs/alerts.md``; the facts behind it are in ``docs/domain.md`` (§4 leerplicht
 and verzuim, §5.3 waiting norms, §6 VVA, 1 April and 1 October). Every reason code is one function
 below, named after the code (``rule_abs`` for ``ABS``), used nowhere else. ``evaluate_alerts`` runs them
 all on one evaluation date and returns one row per (pupil, reason).

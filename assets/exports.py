@@ -1,6 +1,6 @@
 """Exports to the municipalities: their own residents only, pseudonymised or aggregated and suppressed.
 
-What a municipality receives, and why it may (``docs/exports.md``; shared/domain.md §7, §9 items 11,
+What a municipality receives, and why it may (``docs/exports.md``; docs/domain.md §7, §9 items 11,
 14 and 15):
 
 - **monitoring**: one row per pupil who lives in the municipality, identified only by a keyed

@@ -150,7 +150,7 @@ def handover_metadata(handover: Handover, deliveries: pd.DataFrame, outbox: Outb
         "dossiers of the pupils aangemeld there (overdracht.csv/.xlsx + manifest.json under "
         "overdracht/po-vo/{schooljaar}/{vo_brin6}/), consent-gated fields only with parents' consent, signals "
         "TLV_ONTBREEKT, OPP_ZONDER_INSTEMMING and CLUSTER_LANDELIJK, and an SWV overview of signal counts "
-        "(shared/domain.md §2.1, §2.4, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
+        "(docs/domain.md §2.1, §2.4, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
     ),
     group_name=GROUP,
     owners=OWNERS,
@@ -181,7 +181,7 @@ def po_vo_handovers(
         "Warme overdracht VO → MBO (docs/handover.md): per MBO institution and year of uitstroom, the leavers who "
         "applied there with VVA status, crebo, level, VO school and level, and support/OPP from their PO dossier "
         "where known, consent-gated (overdracht.csv/.xlsx + manifest.json under overdracht/vo-mbo/{jaar}/{mbo_brin}/; "
-        "shared/domain.md §6, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
+        "docs/domain.md §6, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
     ),
     group_name=GROUP,
     owners=OWNERS,

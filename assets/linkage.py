@@ -1,6 +1,6 @@
 """Pupil linkage: one identity per pupil across every source, by BSN, else onderwijsnummer.
 
-Never by name (shared/domain.md §3, §7): names are not identifiers and matching on them would
+Never by name (docs/domain.md §3, §7): names are not identifiers and matching on them would
 link different children. A pupil known by BSN in one source and only by onderwijsnummer in another
 stays two identities; that is the safe error.
 """

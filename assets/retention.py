@@ -1,6 +1,6 @@
 """Retention: what is older than its period is deleted, every night, and the deletion is logged.
 
-Periods (shared/domain.md §7, [S] PO-Raad/VNG selectielijst; §9 item 15 "retention policies as
+Periods (docs/domain.md §7, [S] PO-Raad/VNG selectielijst; §9 item 15 "retention policies as
 config ... enforced by a scheduled purge asset"), as configuration with these defaults:
 
 | what | default | why |

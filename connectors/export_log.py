@@ -1,6 +1,6 @@
 """The export log: which file went to which municipality, on what legal basis, and what arrived.
 
-AVG accountability (shared/domain.md §7; §9 item 15: "log every export (recipient, rows, legal
+AVG accountability (docs/domain.md §7; §9 item 15: "log every export (recipient, rows, legal
 basis)"). One row per delivered file version: recipient gemeente, folder, file, rows, sha256,
 grondslag, when it was generated, and, once uploaded, when and with which sha256 the receiver
 confirmed it. The row holds no personal data: names of files, counts and checksums only.

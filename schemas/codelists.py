@@ -1,6 +1,6 @@
 """Canonical code lists and the school registry: the only values a validated code field may hold.
 
-The small lists are written out here, each with its source in ``shared/domain.md``; the iJw lists
+The small lists are written out here, each with its source in ``docs/domain.md``; the iJw lists
 and the school registry are read from the reference CSV files in ``reference/`` (see
 ``reference/README.md`` for where they come from). Files are read once per process.
 

@@ -4,7 +4,7 @@ One Pandera ``DataFrameModel`` per canonical source. The region YAML maps each p
 names onto these fields; parsing turns the delivered text into the dtypes below; validation checks
 the rules in ``schemas.checks``. Each field says what it means (``description``) and, in
 ``metadata``, whether it is personal data (never in logs, metadata or previews) and whether it may
-only be shared with the parents' consent (shared/domain.md §2.4, §7).
+only be shared with the parents' consent (docs/domain.md §2.4, §7).
 
 Column rules sit on the fields (``bsn_elfproef=()``); cross-field rules depend on the evaluation
 date and the school-year start, so ``dataset_schema`` adds them to the model's schema for one night.
@@ -221,7 +221,7 @@ def consent_gated_fields(dataset: str) -> set[str]:
     return {n for n, c in MODELS[dataset].to_schema().columns.items() if (c.metadata or {}).get("consent_gated")}
 
 
-# --- cross-field rules per dataset (shared/domain.md sections cited per rule in schemas.checks) ---
+# --- cross-field rules per dataset (docs/domain.md sections cited per rule in schemas.checks) ---
 
 # Pupil identifiers: exactly one per row (domain.md §3); iJw waitlists identify clients by BSN (§5.1).
 IDENTIFIERS = {

@@ -1,7 +1,7 @@
 """Explicit parsing: the delivered text of a raw frame becomes the typed values of its model.
 
 Pandera is not asked to coerce: a column that fails coercion hides all its other checks, and
-``drop_invalid_rows`` raises on coercion failures (shared/style.md). Parsing here is explicit,
+``drop_invalid_rows`` raises on coercion failures (two known Pandera traps). Parsing here is explicit,
 vectorised and per source (each partner has its own date format and code labels), and records
 every value that is present but does not parse as a failure of that row and column, under the
 rules ``date_parse``, ``number_parse`` or ``unknown_code``. The parsed value becomes NA, so the

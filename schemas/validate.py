@@ -11,7 +11,7 @@
 
 Nothing is lost: for every source, raw rows = valid rows + quarantined rows + rows of rejected
 deliveries, and ``validate_dataset`` raises if that ever fails to hold. Rejects carry provenance,
-a row fingerprint and a masked value, never a personal value (shared/domain.md §7).
+a row fingerprint and a masked value, never a personal value (docs/domain.md §7).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, shared/domain.md §1 and §3
+GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, docs/domain.md §1 and §3
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 DATASETS = ("po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow")
@@ -36,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class Gemeente(_Strict):
-    code: str = Field(description="CBS gemeentecode, GM + 4 digits (shared/domain.md §1).")
+    code: str = Field(description="CBS gemeentecode, GM + 4 digits (docs/domain.md §1).")
     naam: str
 
     @field_validator("code", mode="before")
@@ -173,7 +173,7 @@ class Holiday(_Strict):
 
 
 class Calendar(_Strict):
-    """School-calendar facts the alert rules need (shared/domain.md §2.3, §4.3, §6); configuration, not code."""
+    """School-calendar facts the alert rules need (docs/domain.md §2.3, §4.3, §6); configuration, not code."""
 
     holiday_region: Literal["noord", "midden", "zuid"] = "noord"
     holidays: list[Holiday] = Field(default_factory=list)
