@@ -12,7 +12,7 @@ Three tables with their own ``MetaData``:
 - ``alert_nights``: the nights that have been recorded, with their counts. A night is recorded in one
   transaction, all or nothing; recording the same night twice fails on this table's primary key.
 
-The store writes and reads; what the transitions are is decided in ``assets.alert_assets``.
+The store writes and reads; what the transitions are is decided in ``assets.signalen.alert_assets``.
 SQLAlchemy Core only, so SQLite (the embedded default) and PostgreSQL behave alike.
 """
 

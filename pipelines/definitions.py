@@ -11,12 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.alert_assets import thuiszitter_alerts
-from assets.export_assets import build_export_assets
-from assets.handover_assets import po_vo_handovers, vo_mbo_handovers
-from assets.ingest import build_raw_assets
-from assets.pupils import linked_pupils
-from assets.validated import build_validated_assets
+from assets.signalen.alert_assets import thuiszitter_alerts
+from assets.gemeenten.export_assets import build_export_assets
+from assets.overdracht.handover_assets import po_vo_handovers, vo_mbo_handovers
+from assets.bronnen.ingest import build_raw_assets
+from assets.koppeling.pupils import linked_pupils
+from assets.validatie.validated import build_validated_assets
 from connectors.arrow_memory import use_system_allocator
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi

@@ -152,7 +152,7 @@ def freshness_moment(evaluation_date: dt.date, clock: dt.datetime | None = None)
 
 
 def _raw_asset(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{dataset}_raw")  # the naming of assets.ingest
+    return dg.AssetKey(f"{dataset}_raw")  # the naming of assets.bronnen.ingest
 
 
 def _check_specs(region: Region) -> list[dg.AssetCheckSpec]:

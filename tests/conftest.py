@@ -27,7 +27,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _service_missing(what: str, error: Exception) -> None:
-    message = f"{what} is not reachable ({error.__class__.__name__}); see "How to verify" in docs/deploy.md"
+    message = f"{what} is not reachable ({error.__class__.__name__}); see 'How to verify' in docs/deploy.md"
     if os.environ.get("CI"):
         pytest.fail(f"CI is set, so this test must run: {message}")
     pytest.skip(message)

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from assets.alert_assets import alert_ids, night_alerts, record_alert_night, thuiszitter_alerts
-from assets.alert_rules import evaluate_alerts
+from assets.signalen.alert_assets import alert_ids, night_alerts, record_alert_night, thuiszitter_alerts
+from assets.signalen.alert_rules import evaluate_alerts
 from connectors.alert_store import AlertStore, AlertStoreError
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig

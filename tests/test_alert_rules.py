@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assets.alert_assets import alert_salt, deliver_signal_lists, night_alerts, record_alert_night, signal_lists
-from assets.alert_rules import (
+from assets.signalen.alert_assets import alert_salt, deliver_signal_lists, night_alerts, record_alert_night, signal_lists
+from assets.signalen.alert_rules import (
     ALERT_COLUMNS,
     AlertThresholds,
     SchoolWeeks,

@@ -42,7 +42,7 @@ def pipeline_valid_rows(region, sources, evaluation_date: dt.date) -> dict[str, 
     """Rows the pipeline keeps: its connectors, its canonical mapping, its validation (no Dagster run)."""
     import pandas as pd
 
-    from assets.ingest import to_canonical
+    from assets.bronnen.ingest import to_canonical
     from connectors.files import SourceFiles
     from connectors.http_api import JsonApi
     from schemas.validate import validate_dataset

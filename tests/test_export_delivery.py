@@ -18,8 +18,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from assets.export_assets import build_export_assets, deliver, write_export
-from assets.retention import (
+from assets.gemeenten.export_assets import build_export_assets, deliver, write_export
+from assets.gemeenten.retention import (
     RetentionPeriods,
     purge,
     purge_alert_history,
@@ -75,7 +75,7 @@ def test_an_unchanged_export_is_not_rewritten(tmp_path, export):
 KILLED_WRITER = r"""
 import pickle, sys, time
 import connectors.outbox as outbox
-from assets.export_assets import write_export
+from assets.gemeenten.export_assets import write_export
 
 export = pickle.loads(open(sys.argv[1], "rb").read())
 finish = outbox.atomic_write_bytes

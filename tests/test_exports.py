@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets.alert_rules import REASONS
-from assets.export_assets import write_export
-from assets.exports import (
+from assets.signalen.alert_rules import REASONS
+from assets.gemeenten.export_assets import write_export
+from assets.gemeenten.exports import (
     AGGREGATES,
     MONITORING_COLUMNS,
     ExportInputs,
@@ -525,7 +525,7 @@ def test_the_manifest_carries_period_legal_basis_and_stale_sources():
 
 
 def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published_cell():
-    from assets.exports import leaked_identifiers
+    from assets.gemeenten.exports import leaked_identifiers
 
     region = REGION_POOL[:2]
     inputs = build_inputs([Pupil(home=g, by_bsn=i % 2 == 0) for i, g in enumerate(list(region) * 3)], region)
@@ -555,7 +555,7 @@ def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published
 
 def test_the_privacy_guard_finds_a_bsn_that_became_a_number():
     """A BSN in a numeric column (as a float it would print as 123456782.0) is still the BSN."""
-    from assets.exports import leaked_identifiers
+    from assets.gemeenten.exports import leaked_identifiers
 
     inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0118")], REGION_POOL[:1])
     export = export_for(inputs, "GM0118")
@@ -565,7 +565,7 @@ def test_the_privacy_guard_finds_a_bsn_that_became_a_number():
 
 
 def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birth_date_passes():
-    from assets.exports import leaked_identifiers
+    from assets.gemeenten.exports import leaked_identifiers
 
     inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:1])
     export = export_for(inputs, "GM0118")
@@ -575,7 +575,7 @@ def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birt
 
 def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_export():
     """``export_facts`` computes the facts of every resident once; each partition selects its own."""
-    from assets.exports import export_from_facts
+    from assets.gemeenten.exports import export_from_facts
 
     region = REGION_POOL[:3]
     pupils = [Pupil(home=g, age=11 + i % 8, wait=("wacht", "in zorg", "geen")[i % 3], po=i % 2 == 0,

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from assets.handover import (
+from assets.overdracht.handover import (
     CONSENT_FIELDS,
     GEEN_GEGEVENS,
     GEEN_TOESTEMMING,
@@ -33,7 +33,7 @@ from assets.handover import (
     swv_signal_overview,
     vo_mbo_handover,
 )
-from assets.handover_assets import PO_VO, VO_MBO, deliver_handover, po_vo_handovers, vo_mbo_handovers
+from assets.overdracht.handover_assets import PO_VO, VO_MBO, deliver_handover, po_vo_handovers, vo_mbo_handovers
 from connectors.outbox import Outbox, sha256
 from connectors.region_config import RegionConfig
 from schemas.datasets import MODELS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from assets.linkage import key_positions, link_pupils, pupil_key
+from assets.koppeling.linkage import key_positions, link_pupils, pupil_key
 
 NIGHT = pd.Timestamp("2026-10-05")
 

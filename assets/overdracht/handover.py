@@ -1,6 +1,6 @@
 """Warme overdracht: who goes into which school's file, what may be in it, and what needs attention.
 
-Pure functions behind ``assets.handover_assets`` (which writes the files); ``docs/handover.md`` is the
+Pure functions behind ``assets.overdracht.handover_assets`` (which writes the files); ``docs/handover.md`` is the
 readers' description. The rules, each in one place:
 
 - **Routing** (domain.md §2.1): a PO dossier goes only to the VO school location where the pupil is
@@ -10,7 +10,7 @@ readers' description. The rules, each in one place:
   parents consented *and* the consent is dated (``consent_given``, ``blank_without_consent``).
 - **Signals** (domain.md §2.4, §9.8): ``TLV_ONTBREEKT``, ``OPP_ZONDER_INSTEMMING``,
   ``CLUSTER_LANDELIJK`` (``handover_flags``).
-- **Identity** (domain.md §3): pupils are linked by ``assets.linkage.pupil_key``, never by name;
+- **Identity** (domain.md §3): pupils are linked by ``assets.koppeling.linkage.pupil_key``, never by name;
   identities in conflict (``pupil_conflicts``) are left out of every handover.
 
 Everything is vectorised: a national year (190,000 transfers, 150,000 leavers) takes seconds.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from assets.linkage import key_positions, pupil_key
+from assets.koppeling.linkage import key_positions, pupil_key
 from connectors.outbox import safe_segment
 from schemas.datasets import consent_gated_fields
 from schemas.frames import select_rows

@@ -1,4 +1,4 @@
-"""The linked pupil table and the identities in conflict (assets around ``assets.linkage``)."""
+"""The linked pupil table and the identities in conflict (assets around ``assets.koppeling.linkage``)."""
 
 
 import datetime as dt
@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import pandas as pd
 
-from assets.ingest import OWNERS
-from assets.linkage import link_pupils
+from assets.bronnen.ingest import OWNERS
+from assets.koppeling.linkage import link_pupils
 from connectors.pupil_store import record_pupils
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse

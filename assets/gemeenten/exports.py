@@ -17,7 +17,7 @@ municipality of ``woongemeente_code`` and nowhere else; pupils who live outside 
 residence is unknown, go to no municipality at all.
 
 Everything here is pure: frames in, frames and bytes out. Writing, logging and uploading happen in
-``assets.export_assets``.
+``assets.gemeenten.export_assets``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from assets.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
-from assets.linkage import KEY_FIELDS, PupilIndex, index_in
+from assets.signalen.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
+from assets.koppeling.linkage import KEY_FIELDS, PupilIndex, index_in
 from connectors.outbox import neutralise, parquet_bytes, table_files
 from schemas.frames import select_rows
 from settings.region import Calendar
@@ -217,7 +217,7 @@ def _keyed(frame: pd.DataFrame, resident_keys: ResidentKeys, columns: Sequence[s
     """``columns`` of the rows of ``frame`` (those in ``where``, if given) that concern one of the
     residents, and per such row the position of its pupil among them.
 
-    Rows are picked by their BSN, else onderwijsnummer (``assets.linkage.PupilIndex``), before
+    Rows are picked by their BSN, else onderwijsnummer (``assets.koppeling.linkage.PupilIndex``), before
     any other column is copied: the weekly absence has millions of rows. The facts are then built
     on these integer positions (``_spread``), not by aligning on a million pupil-key texts.
     """
@@ -258,7 +258,7 @@ def absence_hours(vo_absence: pd.DataFrame, resident_keys: ResidentKeys, evaluat
                   calendar: Calendar) -> pd.Series:
     """Unexcused hours per pupil over the last 4 complete school weeks before ``E`` (domain.md §4.3).
 
-    The same school weeks as the V16 alert (``assets.alert_rules.SchoolWeeks``): holidays are skipped.
+    The same school weeks as the V16 alert (``assets.signalen.alert_rules.SchoolWeeks``): holidays are skipped.
     """
     weeks = SchoolWeeks.from_calendar(calendar).last_weeks(evaluation_date, ABSENCE_WINDOW_WEEKS)
     in_window = np.isin(monday_of(_days(vo_absence["week_start"])), weeks)

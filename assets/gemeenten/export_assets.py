@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.alert_rules import ABSENCE_FIELDS
-from assets.linkage import KEY_FIELDS
-from assets.exports import (
+from assets.signalen.alert_rules import ABSENCE_FIELDS
+from assets.koppeling.linkage import KEY_FIELDS
+from assets.gemeenten.exports import (
     GUARDED_IDENTIFIERS,
     MONITORING_COLUMNS,
     RESIDENT_FIELDS,
@@ -38,7 +38,7 @@ from assets.exports import (
     leaked_identifiers,
     resident_facts,
 )
-from assets.retention import build_retention_asset
+from assets.gemeenten.retention import build_retention_asset
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, sha256, write_folder
 from connectors.region_config import RegionConfig

@@ -1,6 +1,6 @@
 """Thuiszitter and outflow alerts: tonight's signals, their lifecycle across nights, and the lists.
 
-``thuiszitter_alerts`` runs the rules of ``docs/alerts.md`` (``assets.alert_rules``) on the evaluation
+``thuiszitter_alerts`` runs the rules of ``docs/alerts.md`` (``assets.signalen.alert_rules``) on the evaluation
 date from run configuration, carries each signal through its lifecycle in the warehouse
 (``connectors.alert_store``), and writes the lists under ``<outbox>/signalen/<YYYY-MM-DD>/``: one for
 the SWV's thuiszitter coordinator, one per municipality with only its own residents
@@ -31,8 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, ENROLMENT_FIELDS, REASONS, SWV, evaluate_alerts
-from assets.linkage import KEY_FIELDS, key_positions, pupil_key
+from assets.signalen.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, ENROLMENT_FIELDS, REASONS, SWV, evaluate_alerts
+from assets.koppeling.linkage import KEY_FIELDS, key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
 from connectors.region_config import RegionConfig

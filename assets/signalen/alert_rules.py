@@ -10,7 +10,7 @@ here reads the wall clock, and a timestamp that carries a time zone is read as i
 Europe/Amsterdam, so summer time cannot move a week boundary.
 
 Everything is vectorised over integer pupil positions (``pupils`` row numbers, found once per
-dataset by ``assets.linkage.PupilIndex``, an Arrow hash lookup): no loop runs per pupil, so a million
+dataset by ``assets.koppeling.linkage.PupilIndex``, an Arrow hash lookup): no loop runs per pupil, so a million
 pupils and five million weekly absence rows take about five seconds.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.linkage import KEY_FIELDS, PupilIndex
+from assets.koppeling.linkage import KEY_FIELDS, PupilIndex
 from schemas.frames import select_rows
 from settings.region import AlertThresholds, Calendar
 
@@ -50,7 +50,7 @@ REASONS = {
 }
 
 # What the rules (and the exports' absence hours) read of the weekly absence and of the enrolments,
-# besides the pupil's identifiers (``assets.linkage.KEY_FIELDS``): their steps ask the lake for these
+# besides the pupil's identifiers (``assets.koppeling.linkage.KEY_FIELDS``): their steps ask the lake for these
 # columns only (``dg.AssetIn(metadata=...)``), not for the names, addresses and provenance texts of
 # millions of rows.
 ABSENCE_FIELDS = ("week_start", "uren_ongeoorloofd")

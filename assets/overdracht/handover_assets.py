@@ -1,11 +1,11 @@
 """Warme overdracht files: PO → VO per receiving school location, VO → MBO per MBO institution.
 
-The rules (routing, consent, signals) are in ``assets.handover``; this module delivers their tables
+The rules (routing, consent, signals) are in ``assets.overdracht.handover``; this module delivers their tables
 through the ``outbox`` resource (``connectors.outbox.write_folder``: atomic, byte-identical on an
 unchanged re-run, earlier versions kept under ``_versies/``) and reports what was delivered.
 ``docs/handover.md`` tells schools what the files hold and how to verify them.
 
-Layout under the outbox root (folder names only from validated codes, ``assets.handover.brin_segment``):
+Layout under the outbox root (folder names only from validated codes, ``assets.overdracht.handover.brin_segment``):
 
 - ``overdracht/po-vo/<schooljaar>/<vo_brin6>/``: ``overdracht.csv``, ``overdracht.xlsx``, ``manifest.json``
 - ``overdracht/po-vo/<schooljaar>/``: ``swv_signalen.csv``/``.xlsx`` (counts per school) and its manifest
@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.handover import (
+from assets.overdracht.handover import (
     BRIN_CODE,
     FLAGS,
     Handover,

@@ -2,7 +2,7 @@
 
 One raw asset per canonical dataset. Youth-care waitlists are per municipality, so that asset is
 partitioned by gemeente (static partitions from the region YAML) and one failing partner never
-blocks the others. Values stay text here; parsing and validation come next (``assets.validated``).
+blocks the others. Values stay text here; parsing and validation come next (``assets.validatie.validated``).
 
 A delivery that cannot be read (unreachable API, truncated file, missing header) is reported by
 name and replaced by the last good snapshot of the same delivery, so the night goes on with the

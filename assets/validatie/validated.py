@@ -18,7 +18,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.ingest import DATASET_DESCRIPTIONS, OWNERS
+from assets.bronnen.ingest import DATASET_DESCRIPTIONS, OWNERS
 from assets.metadata import column_schema, preview_markdown
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse

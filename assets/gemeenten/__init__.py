@@ -1,0 +1,1 @@
+"""Gemeenten: each municipality's export of its own residents, and retention."""

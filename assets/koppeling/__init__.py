@@ -1,0 +1,1 @@
+"""Koppeling: one identity per pupil across every source, and the pupil history."""

@@ -1,0 +1,1 @@
+"""Overdracht: the warm-handover files, PO → VO school and VO → MBO college."""

@@ -1,0 +1,1 @@
+"""Signalen: thuiszitter and outflow alerts, their lifecycle and the lists."""

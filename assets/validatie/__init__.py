@@ -1,0 +1,1 @@
+"""Validatie: every raw row checked against its canonical contract; bad rows to quarantine."""
