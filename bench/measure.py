@@ -3,8 +3,8 @@
 Child side, ``python -m bench.measure <what> --var DIR --sources DIR --result FILE``:
 
 - ``generate --pupils N``: the demo region's deliveries at that scale (``demo.generate``);
-- ``pipeline``: the whole night in this process (``pipelines.night.run_night``: the waitlist
-  partition runs, then the nightly job) on a fresh ``SWV_VAR_DIR``/``DAGSTER_HOME`` whose
+- ``pipeline``: the whole night in this process (``pipelines.night.run_night``: one ``nightly``
+  run) on a fresh ``SWV_VAR_DIR``/``DAGSTER_HOME`` whose
   ``sources`` is a link to the shared deliveries; afterwards the step start/end times of every run
   are read from the Dagster event log;
 - ``reference``: ``bench.reference`` on the same deliveries.
@@ -295,14 +295,14 @@ def _pipeline(args: argparse.Namespace, clock: Clock) -> None:
     with dg.DagsterInstance.get() as instance:
         night = run_night(defs, instance, progress=clock.say)
         clock.mark("night")
-        runs = {**{f"waitlist_ingest {g}": ok for g, ok in night.waitlist_runs.items()},  # partition runs of the night
-                **{f"municipality_exports {g}": ok for g, ok in night.export_runs.items()}}
-        success = night.success and all(runs.values())
+        outcomes = {**{f"waitlist {g}": ok for g, ok in night.waitlists.items()},  # per municipality, from checks
+                    **{f"export {g}": ok for g, ok in night.exports.items()}}
+        success = night.success and all(outcomes.values())
         usage = resource.getrusage(resource.RUSAGE_SELF)
         done = {"done": time.time(), "cpu_at_done_s": _cpu_with_children(), "maxrss_at_done_kib": usage.ru_maxrss}
         steps, rows, failures = pipeline_steps(instance, defs)
     result = {"marks": clock.marks, "success": success, "steps": steps, "asset_rows": rows,
-              "failures": failures, "partition_runs": runs, **done}
+              "failures": failures, "municipality_outcomes": outcomes, **done}
     Path(args.result).write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     clock.say(f"night {'ok' if success else 'FAILED'}; {len(steps)} step(s) timed from the event log")
 

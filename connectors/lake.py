@@ -1,10 +1,8 @@
 """The lake: Parquet files under ``var/lake`` that carry bulk data between assets.
 
 Bulk data stays in Parquet (0.2 s per million rows); only what needs SQL goes to the warehouse.
-``LakeIOManager`` stores each asset output as ``<root>/assets/<asset>/<partition>.parquet``; an
-unpartitioned asset that reads a partitioned one receives every partition's last good output
-concatenated, so a municipality that failed tonight contributes yesterday's data instead of
-blocking the night. ``RawSnapshots`` keeps immutable raw snapshots, one per delivery, named by the
+``LakeIOManager`` stores each asset output as ``<root>/assets/<asset>/_all.parquet``.
+``RawSnapshots`` keeps immutable raw snapshots, one per delivery, named by the
 delivery's sha256: ingesting the same delivery twice yields the same file, not duplicate rows.
 """
 
@@ -15,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.atomic import atomic_path
@@ -23,79 +20,41 @@ from connectors.atomic import atomic_path
 _UNPARTITIONED = "_all"
 
 
-def write_parquet(frame: pd.DataFrame, target: Path, *, row_groups_by: str | None = None) -> None:
+def write_parquet(frame: pd.DataFrame, target: Path) -> None:
     """Written whole and atomically. Without column statistics: lake files are read whole, and
-    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night).
-
-    ``row_groups_by``: the rows are ordered by this column (stable) and written as a row group per
-    value, with statistics for this column only, so a reader that filters on it (an input's
-    ``rows_of_partition``) reads its own group and skips the others.
-    """
+    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(target) as tmp:
-        if row_groups_by is None or not len(table):
-            pq.write_table(table, tmp, compression="zstd", write_statistics=False)
-            return
-        table = table.take(pc.sort_indices(table, [(row_groups_by, "ascending", "at_end")]))
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=[row_groups_by]) as writer:
-            start = 0
-            for end in pc.run_end_encode(table[row_groups_by].combine_chunks()).run_ends.to_numpy():
-                writer.write_table(table.slice(start, end - start), row_group_size=end - start)
-                start = end
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
-def read_parquet(path: Path, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    """A lake file as a frame; ``columns`` (those the file has) and ``filters`` are applied while reading."""
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A lake file as a frame; only ``columns`` (those the file has) are read."""
     if columns is not None:
         present = set(pq.read_schema(path).names)
         columns = [c for c in columns if c in present]
-    return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+    return pq.read_table(path, columns=columns).to_pandas()
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Parquet per asset (and partition) under ``root``; DataFrames only.
+    """Parquet per asset under ``root``; DataFrames only.
 
-    An asset whose readers each take one value's rows says so in its metadata (``row_groups_by``:
-    the column), and its file is written in a row group per value (``write_parquet``).
+    An input may ask for only some columns through its metadata (``dg.AssetIn(metadata={"columns":
+    [...]})``): the columns the file has are read, the others skipped.
     """
 
     root: str
 
-    def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return Path(self.root, "assets", *key.path, f"{partition or _UNPARTITIONED}.parquet")
+    def _path(self, key: dg.AssetKey) -> Path:
+        return Path(self.root, "assets", *key.path, f"{_UNPARTITIONED}.parquet")
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if obj is None:
             return
-        partition = context.asset_partition_key if context.has_asset_partitions else None
-        grouped = (context.definition_metadata or {}).get("row_groups_by")
-        write_parquet(obj, self._path(context.asset_key, partition), row_groups_by=grouped)
+        write_parquet(obj, self._path(context.asset_key))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """The upstream frame; an input may ask for less through its metadata (``dg.AssetIn(metadata=...)``):
-
-        - ``columns``: only these columns (those the file has);
-        - ``rows_of_partition``: only the rows whose value in this column is the run's partition key
-          (a municipality's export reads the region-wide facts of its own residents only).
-        """
-        key = context.asset_key
-        wanted = context.definition_metadata or {}
-        columns = wanted.get("columns")
-        filters = None
-        if wanted.get("rows_of_partition") and context.has_partition_key:
-            filters = [(wanted["rows_of_partition"], "=", context.partition_key)]
-        if not context.has_asset_partitions:
-            return read_parquet(self._path(key, None), columns, filters)
-        frames = []
-        for partition in context.asset_partition_keys:
-            path = self._path(key, partition)
-            if path.exists():
-                frames.append(read_parquet(path, columns, filters))
-            else:
-                context.log.warning(f"{key.to_user_string()} partition {partition} has never been materialized; skipped")
-        if not frames:
-            raise FileNotFoundError(f"no partition of {key.to_user_string()} has been materialized yet")
-        return pd.concat(frames, ignore_index=True)
+        return read_parquet(self._path(context.asset_key), (context.definition_metadata or {}).get("columns"))
 
 
 class RawSnapshots(dg.ConfigurableResource):

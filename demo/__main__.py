@@ -114,9 +114,9 @@ def _report(counts: dict, result, var) -> None:
         return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in runs.items())
 
     print(f"\nNight {'succeeded' if result.success else 'FAILED'}.")
-    print(f"  waitlists: {status(result.waitlist_runs)}")
-    print(f"  exports:   {status(result.export_runs)}")
-    print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts, partitions.")
+    print(f"  waitlists: {status(result.waitlists)}")
+    print(f"  exports:   {status(result.exports)}")
+    print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts.")
 
 
 def serve(args) -> int:

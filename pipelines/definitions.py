@@ -28,7 +28,7 @@ from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
 from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
 from pipelines.jobs import build_jobs_and_schedules
-from pipelines.sensors import build_delivery_sensor, run_failure_notification
+from pipelines.sensors import build_delivery_sensor, check_failure_notification, run_failure_notification
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
 
@@ -41,7 +41,6 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     region_path = Path(region_path or region_file())
     region = load_region(region_path)
     var = var_layout()
-    gemeenten = dg.StaticPartitionsDefinition(region.gemeente_codes)
 
 
     def stale_tonight(context) -> list[str]:
@@ -49,14 +48,14 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         config = context.resources.region_config
         return stale_sources(config.region, var, freshness_moment(config.evaluation()))
 
-    assets = [*build_raw_assets(region, gemeenten), *build_validated_assets(region), linked_pupils,
+    assets = [*build_raw_assets(region), *build_validated_assets(region), linked_pupils,
               po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
-              *build_export_assets(gemeenten, stale_sources=stale_tonight)]
+              *build_export_assets(region.gemeenten, stale_sources=stale_tonight)]
     freshness_checks = build_freshness_checks(region)
-    jobs, schedules, chain_sensors = build_jobs_and_schedules(gemeenten, nightly_executor(), freshness_checks)
+    jobs, schedules = build_jobs_and_schedules(nightly_executor(), freshness_checks)
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
     by_name = {job.name: job for job in jobs}
-    sensors = [*chain_sensors, run_failure_notification,
+    sensors = [run_failure_notification, check_failure_notification,
                build_delivery_sensor(region, nightly_job=by_name["nightly"], waitlist_job=by_name["waitlist_ingest"])]
 
     resources = {

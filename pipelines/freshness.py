@@ -8,12 +8,13 @@ of a materialization says nothing. What counts is
 - for an API source: the time of its last good pull (the ``last_good`` pointer that
   ``RawSnapshots.mark_good`` rewrites after every pull that could be read).
 
-Each source gets a WARN check on its raw asset, ``freshness_<source id>``; the partitioned waitlist
-gets one per municipality, ``freshness_<GM code>``, so a municipality that has not delivered (or
-has no waitlist source at all) shows as stale on ``youth_care_waitlist_raw`` in the UI. The checks
-have their own job, ``source_freshness``, on their own schedule (07:00), so they are evaluated even
-when an ingest run fails: that is exactly when a partner is most likely to be late. They are WARN:
-a late partner does not stop the night, which goes on with the last good snapshot.
+Each source gets a WARN check on its raw asset, ``freshness_<source id>``; the waitlist also gets
+one per municipality, ``freshness_<GM code>``, so a municipality that has not delivered (or has no
+waitlist source at all) shows as stale on ``youth_care_waitlist_raw`` in the UI. The night
+evaluates them with the rest, and they have their own job, ``source_freshness``, on their own
+schedule (07:00), so they are evaluated even when the night failed: that is exactly when a partner
+is most likely to be late. They are WARN: a late partner does not stop the night, which goes on
+with the last good snapshot.
 
 A replayed night (another ``evaluation_date``) is judged at 02:00 that night, not at today's clock.
 
@@ -35,7 +36,7 @@ from settings.region import FileLocation, Region, Source
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 FRESHNESS_JOB = "source_freshness"
-FRESHNESS_CRON = "0 7 * * *"  # after the night (01:30 and 02:00), before the stewards start their day
+FRESHNESS_CRON = "0 7 * * *"  # after the night (02:00), before the stewards start their day
 NIGHT_TIME = dt.time(2, 0)  # the moment a replayed night is judged at: when the nightly job starts
 WAITLIST_DATASET = "youth_care_waitlist"
 

@@ -1,4 +1,4 @@
-"""Run one whole night in this process: what the two schedules do, in order, without the daemon.
+"""Run one whole night in this process: what the 02:00 schedule does, without the daemon.
 
 Used by ``make demo``, the benchmark and the end-to-end tests; in production the schedules launch
 the same jobs. Runs are recorded in the Dagster instance, so they show in the UI afterwards.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +23,22 @@ import dagster as dg
 
 @dataclass(frozen=True)
 class NightResult:
+    """One night's run and what it says per municipality (from its per-source and per-municipality checks)."""
+
     evaluation_date: str | None
-    waitlist_runs: dict[str, bool]  # gemeente -> success
-    nightly: dg.ExecutionResult
-    export_runs: dict[str, bool]  # gemeente -> success
+    nightly: dg.JobExecutionResult
+    waitlists: dict[str, bool]  # gemeente -> every waitlist delivery read (else its last good snapshot was used)
+    exports: dict[str, bool]  # gemeente -> its export written and delivered
 
     @property
     def success(self) -> bool:
-        return self.nightly.success and all(self.export_runs.values())
+        return self.nightly.success and all(self.exports.values())
 
 
 def night_run_config(evaluation_date: dt.date | None, region_path: str | None = None,
-                     console_level: str = "WARNING") -> dict:
-    """Run config: the evaluation date (time travel for replays and tests) and the console log level.
+                     console_level: str = "WARNING", gemeenten: list[str] | None = None) -> dict:
+    """Run config: the evaluation date (time travel for replays and tests), the console log level, and
+    the municipalities to export (None: all of them).
 
     Every event still goes to the instance's event log (the UI); only the terminal is kept quiet.
     """
@@ -42,30 +46,46 @@ def night_run_config(evaluation_date: dt.date | None, region_path: str | None = 
     if evaluation_date is not None:
         config["resources"] = {"region_config": {"config": {"path": region_path,
                                                             "evaluation_date": evaluation_date.isoformat()}}}
+    if gemeenten:
+        config["ops"] = {"municipal_exports": {"config": {"gemeenten": list(gemeenten)}}}
     return config
 
 
-def night_job(job_name: str, region_path: str) -> dg.JobDefinition:
+def night_job(job_name: str, region_path: str, environment_key: str = "") -> dg.JobDefinition:
     """A job of the night rebuilt from the code and this process's environment (``execute_job``'s
-    reconstructor; a step in another process calls it there, with the environment it inherited)."""
+    reconstructor; a step in another process calls it there, with the environment it inherited).
+
+    ``environment_key`` (``_environment_key``) only tells jobs apart: Dagster keeps a job it has
+    reconstructed for the same arguments, which without it would be the job of an earlier
+    environment (another ``SWV_VAR_DIR``, another warehouse) in the same process.
+    """
     return _definitions(region_path, tuple(sorted(os.environ.items()))).resolve_job_def(job_name)
+
+
+def _environment_key() -> str:
+    return hashlib.sha256(repr(sorted(os.environ.items())).encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=2)
 def _definitions(region_path: str, environment: tuple[tuple[str, str], ...]) -> dg.Definitions:
-    """Built once per region and environment: the eleven runs of a night share them."""
+    """Built once per region and environment: every run of this process shares them."""
     from pipelines.definitions import build_definitions
 
     return build_definitions(Path(region_path))
 
 
 def execute(job_name: str, region_path: str, instance: dg.DagsterInstance, *, run_config: dict,
-            tags: dict[str, str], partition: str | None = None) -> dg.ExecutionResult:
-    """Run one job of the night in this process and record it in ``instance``; failures are returned."""
-    job = dg.build_reconstructable_job("pipelines.night", "night_job", reconstructable_args=(job_name, region_path))
-    if partition is not None:
-        tags = {**tags, "dagster/partition": partition}
+            tags: dict[str, str]) -> dg.JobExecutionResult:
+    """Run one job in this process and record it in ``instance``; failures are returned."""
+    job = dg.build_reconstructable_job("pipelines.night", "night_job",
+                                       reconstructable_args=(job_name, region_path, _environment_key()))
     return dg.execute_job(job, instance, run_config=run_config, tags=tags, raise_on_error=False)
+
+
+def _passed(result: dg.JobExecutionResult, prefix: str) -> dict[str, bool]:
+    """Check name (without ``prefix``) -> passed, for the checks of this run whose name starts with it."""
+    return {e.check_name.removeprefix(prefix): e.passed
+            for e in result.get_asset_check_evaluations() if e.check_name.startswith(prefix)}
 
 
 def run_night(
@@ -73,29 +93,28 @@ def run_night(
     instance: dg.DagsterInstance,
     evaluation_date: dt.date | None = None,
     *,
+    gemeenten: list[str] | None = None,
     progress=lambda message: None,
 ) -> NightResult:
-    """Ingest every municipality's waitlist (one run each), run the nightly job, then export per municipality.
+    """Run the night (the ``nightly`` job) and report per municipality; ``gemeenten`` limits the exports.
 
-    ``defs`` are the definitions of ``build_definitions(region_path)`` in this environment; the runs
-    rebuild the same jobs from the code (see the module docstring). The partition runs go one after
-    the other: side by side in forked workers they were no faster on two cores (13.4 s against 12.7 s
-    for the five national-scale exports; the workers' copy-on-write of the parent's pages ate the gain).
+    ``defs`` are the definitions of ``build_definitions(region_path)`` in this environment; the run
+    rebuilds the same job from the code (see the module docstring).
     """
     region_path = str(Path(defs.resources["region_config"].path).resolve())
-    run_config = night_run_config(evaluation_date, defs.resources["region_config"].path)
+    region = defs.resources["region_config"].region
+    run_config = night_run_config(evaluation_date, defs.resources["region_config"].path, gemeenten=gemeenten)
     tags = {"swv/night": evaluation_date.isoformat()} if evaluation_date else {}
-
-    def per_municipality(job_name: str, failed: str) -> dict[str, bool]:
-        outcomes = {}
-        for gemeente in defs.resolve_job_def(job_name).partitions_def.get_partition_keys():
-            result = execute(job_name, region_path, instance, run_config=run_config, tags=tags, partition=gemeente)
-            outcomes[gemeente] = result.success
-            progress(f"{job_name} {gemeente}: {'ok' if result.success else failed}")
-        return outcomes
-
-    waitlists = per_municipality("waitlist_ingest", "FAILED (last good snapshot kept)")
     nightly = execute("nightly", region_path, instance, run_config=run_config, tags=tags)
+    delivered = _passed(nightly, "delivery_")
+    waitlists = {code: all(delivered.get(source_id, False)
+                           for source_id in region.sources_for("youth_care_waitlist", code))
+                 for code in region.gemeente_codes if region.sources_for("youth_care_waitlist", code)}
+    exports = {code: ok for code, ok in _passed(nightly, "export_").items()
+               if gemeenten is None or code in gemeenten}
     progress(f"nightly job: {'ok' if nightly.success else 'FAILED'}")
-    exports = per_municipality("municipality_exports", "FAILED") if nightly.success else {}
-    return NightResult(evaluation_date.isoformat() if evaluation_date else None, waitlists, nightly, exports)
+    for code, ok in waitlists.items():
+        progress(f"  waitlist {code}: {'ok' if ok else 'rejected (last good snapshot used)'}")
+    for code, ok in exports.items():
+        progress(f"  export {code}: {'ok' if ok else 'FAILED'}")
+    return NightResult(evaluation_date.isoformat() if evaluation_date else None, nightly, waitlists, exports)

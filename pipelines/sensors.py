@@ -1,17 +1,19 @@
 """Sensors: start a run when a partner drops a delivery, and tell the operator when a run fails.
 
-``delivery_sensor`` (stopped by default: the nightly schedules are the primary trigger) watches the
+``delivery_sensor`` (stopped by default: the nightly schedule is the primary trigger) watches the
 file sources of the region YAML. A new or changed file asks for a run once: a waitlist file asks
-for a ``waitlist_ingest`` run of its municipality's partition, any other file for a ``nightly`` run.
-The run key is the delivery's sha256, the same fingerprint the raw snapshot is named by, so Dagster
-never starts a second run for the same bytes, even under another file name. A file counts once it
-has not changed for a minute (an upload may still be in progress); the deliveries one evaluation
-finds for the same job and partition share one run, keyed by a fingerprint of their sha256s.
+for a ``waitlist_ingest`` run, any other file for a ``nightly`` run. The run key is the delivery's
+sha256, the same fingerprint the raw snapshot is named by, so Dagster never starts a second run for
+the same bytes, even under another file name. A file counts once it has not changed for a minute
+(an upload may still be in progress); the deliveries one evaluation finds for the same job share
+one run, keyed by a fingerprint of their sha256s.
 
 ``run_failure_notification`` (running by default) sends every failed run to the ``Notifier``: run
-id, job, partition, failed steps with their error *class* and a link to the run in the UI. Error
-texts stay out: they can quote delivered values, and an e-mail or chat message is no place for a
-BSN. The UI has the full error.
+id, job, failed steps with their error *class* and a link to the run in the UI.
+``check_failure_notification`` (running by default) does the same for a run that succeeded with
+ERROR checks failing: a partner whose delivery was rejected (its last good snapshot used), a
+municipality whose export failed. Error texts stay out of both: they can quote delivered values,
+and an e-mail or chat message is no place for a BSN. The UI has the full error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import dagster as dg
 
@@ -33,12 +35,9 @@ from connectors.notify import Notifier
 from pipelines.freshness import delivered_files
 from settings.region import Region
 
-if TYPE_CHECKING:  # names Dagster does not export at the top level; used in annotations only
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-    from dagster._utils.error import SerializableErrorInfo
-
 DELIVERY_SENSOR = "delivery_sensor"
 FAILURE_SENSOR = "run_failure_notification"
+CHECK_FAILURE_SENSOR = "check_failure_notification"
 SETTLE_SECONDS = 60  # a file written to less than a minute ago may still be uploading
 UI_URL_ENV = "SWV_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
@@ -77,12 +76,11 @@ def _run_key(shas: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(shas)).encode()).hexdigest()
 
 
-def build_delivery_sensor(region: Region, *, nightly_job: dg.JobDefinition | UnresolvedAssetJobDefinition,
-                          waitlist_job: dg.JobDefinition | UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_delivery_sensor(region: Region, *, nightly_job: Any, waitlist_job: Any) -> dg.SensorDefinition:
     """The sensor that starts runs for new deliveries of ``region``'s file sources.
 
-    It takes the job definitions rather than their names: a Dagster sensor that requests runs of
-    two jobs must be given both jobs as targets.
+    It takes the job definitions (``define_asset_job`` results) rather than their names: a Dagster
+    sensor that requests runs of two jobs must be given both jobs as targets.
     """
     file_sources = {sid: s for sid, s in region.sources.items() if s.location.kind == "file"}
 
@@ -92,16 +90,16 @@ def build_delivery_sensor(region: Region, *, nightly_job: dg.JobDefinition | Unr
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
-            "Starts a run when a partner drops a new or changed file: waitlist_ingest for that municipality's "
-            "partition, nightly for any other source. Off by default; the 01:30 and 02:00 schedules are the "
-            "primary trigger (docs/runbook.md)."
+            "Starts a run when a partner drops a new or changed file: waitlist_ingest for a youth-care "
+            "waitlist, nightly for any other source. Off by default; the 02:00 schedule is the primary "
+            "trigger (docs/runbook.md)."
         ),
     )
     def delivery_sensor(context: dg.SensorEvaluationContext, source_files: SourceFiles):
         root = Path(source_files.root)
         before = _load_cursor(context.cursor)
         seen: dict[str, _Seen] = {}
-        new: dict[str | None, dict[str, str]] = defaultdict(dict)  # gemeente (None: nightly) -> file -> sha256
+        new: dict[str, dict[str, str]] = defaultdict(dict)  # job name -> file -> sha256
         for source in file_sources.values():
             for path in delivered_files(root, source.location):
                 name = path.relative_to(root).as_posix()
@@ -112,16 +110,15 @@ def build_delivery_sensor(region: Region, *, nightly_job: dg.JobDefinition | Unr
                     continue
                 seen[name] = state
                 if name not in before or before[name].sha256 != state.sha256:
-                    new[source.gemeente if source.dataset == WAITLIST_DATASET else None][name] = state.sha256
+                    job = waitlist_job if source.dataset == WAITLIST_DATASET else nightly_job
+                    new[job.name][name] = state.sha256
         requests = []
-        for gemeente, files in sorted(new.items(), key=lambda item: item[0] or ""):
-            job_name = nightly_job.name if gemeente is None else waitlist_job.name
+        for job_name, files in sorted(new.items()):
             names = sorted(files)
-            context.log.info(f"{job_name} {gemeente or ''}: {len(names)} new or changed delivery(ies): "
+            context.log.info(f"{job_name}: {len(names)} new or changed delivery(ies): "
                              f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
             requests.append(dg.RunRequest(
                 job_name=job_name,
-                partition_key=gemeente,
                 run_key=_run_key(list(files.values())),
                 tags={"swv/trigger": "delivery", "swv/deliveries": str(len(names))},
             ))
@@ -159,7 +156,7 @@ def ui_url() -> str:
     return (os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
 
 
-def _error_class(error: SerializableErrorInfo | None) -> str:
+def _error_class(error) -> str:
     """The class of the innermost cause: what user code raised, not Dagster's wrapper around it."""
     if error is None:
         return "unknown"
@@ -171,15 +168,11 @@ def _error_class(error: SerializableErrorInfo | None) -> str:
 def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
                     step_failures: Sequence[dg.DagsterEvent], ui_base: str) -> tuple[str, str]:
     """Subject and body of the notification for a failed run: identifiers and classes only."""
-    partition = run.tags.get("dagster/partition")
-    where = f"{run.job_name} ({partition})" if partition else run.job_name
     steps: dict[str, str] = {}
     for event in step_failures:
         data = event.step_failure_data
         steps.setdefault(event.step_key or "?", _error_class(data.error) if data.error else "Failure")
     lines = [f"Job: {run.job_name}", f"Run id: {run.run_id}"]
-    if partition:
-        lines.append(f"Partition: {partition}")
     if steps:
         lines.append("Failed steps:")
         lines += [f"  - {step}: {error_class}" for step, error_class in sorted(steps.items())]
@@ -187,7 +180,7 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
         run_error = failure_event.job_failure_data.error if failure_event and failure_event.job_failure_data else None
         lines.append(f"No step failed; the run itself failed: {_error_class(run_error)}")
     lines += [f"Open the run: {ui_base}/runs/{run.run_id}", "", PRIVACY_NOTE]
-    return f"SWV pipeline: run failed: {where}", "\n".join(lines)
+    return f"SWV pipeline: run failed: {run.job_name}", "\n".join(lines)
 
 
 @dg.run_failure_sensor(
@@ -200,3 +193,48 @@ def run_failure_notification(context: dg.RunFailureSensorContext, notifier: Noti
                                     context.get_step_failure_events(), ui_url())
     channels = notifier.send(subject, body)
     context.log.info(f"run {context.dagster_run.run_id} failed; notified via {', '.join(channels) or 'no channel (none configured)'}")
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckKey]:
+    """The ERROR checks that failed in a run, in the order they were evaluated."""
+    failed = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.asset_check_evaluation_data
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(evaluation.asset_check_key)
+    return failed
+
+
+def check_failure_message(run: dg.DagsterRun, failed: Sequence[dg.AssetCheckKey], descriptions: dict,
+                          ui_base: str) -> tuple[str, str]:
+    """Subject and body for a run that succeeded with failed ERROR checks: check names and what they
+    watch (their static descriptions name the partner or municipality), never the failure texts."""
+    lines = [f"Job: {run.job_name}", f"Run id: {run.run_id}", "The run succeeded, but these checks failed:"]
+    for key in failed:
+        lines.append(f"  - {key.asset_key.to_user_string()} / {key.name}: {descriptions.get(key, '')}".rstrip(": "))
+    lines += [f"Open the run: {ui_base}/runs/{run.run_id}", "",
+              "What was kept and why is in each check's result in the UI; what to do: docs/runbook.md, "
+              "'Checks and what to do'. " + PRIVACY_NOTE.split(". ")[0] + "."]
+    return f"SWV pipeline: {len(failed)} check(s) failed in {run.job_name}", "\n".join(lines)
+
+
+@dg.run_status_sensor(
+    name=CHECK_FAILURE_SENSOR,
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=("Sends every successful run whose ERROR checks failed (a rejected delivery, a failed "
+                 "municipal export) to the Notifier: check names and a UI link, no failure texts."),
+)
+def check_failure_notification(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
+    run = context.dagster_run
+    failed = failed_checks(context.instance, run.run_id)
+    if not failed:
+        return
+    repository = context.repository_def
+    definitions = [*repository.assets_defs_by_key.values(), *repository.asset_checks_defs_by_key.values()] \
+        if repository is not None else []
+    descriptions = {spec.key: spec.description or "" for d in definitions for spec in d.check_specs}
+    subject, body = check_failure_message(run, failed, descriptions, ui_url())
+    channels = notifier.send(subject, body)
+    context.log.info(f"run {run.run_id}: {len(failed)} failed check(s); notified via "
+                     f"{', '.join(channels) or 'no channel (none configured)'}")

@@ -144,14 +144,10 @@ def _run_night_on_celery(var: Path, worker_name: str) -> dict:
     defs = build_definitions()
     run_config = night_run_config(None)
     with dg.DagsterInstance.get() as instance:
-        ingest = defs.resolve_job_def("waitlist_ingest")
-        waitlists = {
-            gemeente: ingest.execute_in_process(instance=instance, partition_key=gemeente, run_config=run_config,
-                                                raise_on_error=False).success
-            for gemeente in ingest.partitions_def.get_partition_keys()
-        }
         run_started_at = time.time()
         result = _execute_with_timeout(dg.reconstructable(nightly_job), instance, run_config)
+        waitlists = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
+                     if e.check_name.startswith("delivery_wachtlijst_")}
         run = instance.get_run_by_id(result.run_id)
         ran_in = {}  # step key -> the Celery worker that ran it
         for event in result.all_events:

@@ -34,16 +34,21 @@ def test_the_nightly_schedule_runs_at_two_in_amsterdam_and_is_running(defs):
     assert schedule.job_name == "nightly"
 
 
-def test_the_waitlist_schedule_asks_one_run_per_municipality(defs):
-    schedule = defs.resolve_schedule_def("waitlist_schedule")
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 10, 5, 1, 30, tzinfo=AMSTERDAM),
-        repository_def=defs.get_repository_def(),
-    )
-    requests = list(schedule.evaluate_tick(context).run_requests)
-    assert sorted(r.partition_key for r in requests) == ["GM0118", "GM0119", "GM1690", "GM1701", "GM1708"]
-    assert len({r.run_key for r in requests}) == 5
+def test_a_night_is_one_run_of_every_asset(defs):
+    assert [s.name for s in defs.schedules if s.job_name != "source_freshness"] == ["nightly_schedule"]
+    nightly = defs.resolve_job_def("nightly")
+    graph = defs.resolve_asset_graph()
+    assert set(nightly.asset_layer.executable_asset_keys) == set(graph.get_all_asset_keys())
+
+
+def test_every_municipality_has_its_own_waitlist_delivery_and_export_check(defs):
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    region = defs.resources["region_config"].region
+    for gemeente in region.gemeente_codes:
+        assert f"export_{gemeente}" in checks
+        assert f"freshness_{gemeente}" in checks
+    for source_id in region.sources_for("youth_care_waitlist"):
+        assert f"delivery_{source_id}" in checks
 
 
 @pytest.mark.parametrize(
@@ -83,9 +88,3 @@ def test_descriptions_show_in_the_ui_as_written(defs):
               for check in graph.asset_check_keys}
     tagged = {name: text for name, text in texts.items() if re.search(r"<[A-Za-z/][^>]*>", text)}
     assert not tagged
-
-
-def test_municipalities_are_the_partitions_of_the_waitlist(defs):
-    graph = defs.resolve_asset_graph()
-    partitions = graph.get(dg.AssetKey("youth_care_waitlist_raw")).partitions_def
-    assert sorted(partitions.get_partition_keys()) == ["GM0118", "GM0119", "GM1690", "GM1701", "GM1708"]

@@ -32,6 +32,7 @@ from connectors.lake import LakeIOManager, RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
+from settings.region import Gemeente
 from tests.conftest import DEMO_REGION, PROJECT
 from tests.test_exports import E, REGION_POOL, Pupil, build_inputs, export_for
 
@@ -316,12 +317,13 @@ def _stubs(inputs) -> list[dg.AssetsDefinition]:
     return [stub(name, frame) for name, frame in vars(inputs).items()]
 
 
-def _materialize(tmp_path, inputs, upload=None, partition="GM0118"):
-    gemeenten = dg.StaticPartitionsDefinition(["GM0118", "GM0119"])
+def _materialize(tmp_path, inputs, upload=None, only=()):
+    gemeenten = [Gemeente(code="GM0118", naam="Hoogeveen"), Gemeente(code="GM0119", naam="Meppel")]
     facts, exports, _ = build_export_assets(gemeenten, upload=upload, stale_sources=lambda context: ["vo_verzuim"])
     warehouse = Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}"))
     result = dg.materialize(
-        [*_stubs(inputs), facts, exports], partition_key=partition, raise_on_error=False,
+        [*_stubs(inputs), facts, exports], raise_on_error=False,
+        run_config={"ops": {"municipal_exports": {"config": {"gemeenten": list(only)}}}},
         resources={"region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
                    "outbox": Outbox(root=str(tmp_path / "outbox")), "warehouse": warehouse,
                    "lake_io_manager": LakeIOManager(root=str(tmp_path / "lake"))},
@@ -329,11 +331,15 @@ def _materialize(tmp_path, inputs, upload=None, partition="GM0118"):
     return result, warehouse
 
 
+def _checks(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
 def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, monkeypatch):
     monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
     inputs = build_inputs([Pupil(home="GM0118", wait="wacht"), Pupil(home="GM0119")], REGION_POOL[:2])
     upload = {"GM0118": {"url": receiver.url, "token_env": TOKEN_ENV, "backoff_factor": 0}}
-    result, warehouse = _materialize(tmp_path, inputs, upload)
+    result, warehouse = _materialize(tmp_path, inputs, upload, only=["GM0118"])
     assert result.success
     [materialization] = result.asset_materializations_for_node("municipal_exports")
     metadata = materialization.metadata
@@ -348,16 +354,41 @@ def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, 
     rows = ExportLog(warehouse.engine).rows("GM0118")
     assert len(rows) == len(manifest["files"]) + 1 and (rows["receiver_sha256"] == rows["sha256"]).all()
     assert receiver.received["/gemeente/2026-10-05/manifest.json"] == (folder / "manifest.json").read_bytes()
+    checks = _checks(result)
+    assert checks["export_GM0118"].passed
+    assert not checks["export_GM0119"].passed and "not exported in this run" in checks["export_GM0119"].description
 
 
-def test_the_asset_fails_naming_the_missing_key_variable(tmp_path, monkeypatch):
+def test_a_missing_key_fails_only_that_municipalitys_check_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
     monkeypatch.delenv("SWV_EXPORT_KEY_GM0119", raising=False)
-    inputs = build_inputs([Pupil(home="GM0119")], REGION_POOL[:2])
-    result, _ = _materialize(tmp_path, inputs, partition="GM0119")
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "SWV_EXPORT_KEY_GM0119" in failure.event_specific_data.error.message
+    inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0119")], REGION_POOL[:2])
+    result, _ = _materialize(tmp_path, inputs)
+    assert result.success
+    checks = _checks(result)
+    assert not checks["export_GM0119"].passed
+    assert checks["export_GM0119"].severity == dg.AssetCheckSeverity.ERROR
+    assert "SWV_EXPORT_KEY_GM0119" in checks["export_GM0119"].description
     assert not (tmp_path / "outbox" / "gemeenten" / "GM0119").exists()
+    assert checks["export_GM0118"].passed
+    assert (tmp_path / "outbox" / "gemeenten" / "GM0118" / "2026-10-05" / "manifest.json").exists()
+
+
+def test_a_municipality_that_already_has_tonights_export_passes_when_another_is_re_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
+    monkeypatch.setenv("SWV_EXPORT_KEY_GM0119", "meppel-test-key")
+    inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0119")], REGION_POOL[:2])
+    assert _materialize(tmp_path, inputs)[0].success
+    result, _ = _materialize(tmp_path, inputs, only=["GM0119"])
+    checks = _checks(result)
+    assert checks["export_GM0119"].passed and checks["export_GM0119"].metadata["rows"].value == 1
+    assert checks["export_GM0118"].passed and "not exported in this run" in checks["export_GM0118"].description
+
+
+def test_an_unknown_municipality_in_the_run_configuration_fails_the_run(tmp_path):
+    inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:2])
+    result, _ = _materialize(tmp_path, inputs, only=["GM9999"])
+    assert not result.success
 
 
 # -- retention ---------------------------------------------------------------------------------------
@@ -433,7 +464,7 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path):
     lake, outbox = tmp_path / "lake", tmp_path / "outbox"
     _aged(lake / "raw" / "vo_verzuim" / "aaa.parquet", dt.date(2020, 1, 1))
     (outbox / "gemeenten" / "GM0118" / "2024-01-01").mkdir(parents=True)
-    [_, _, retention] = build_export_assets(dg.StaticPartitionsDefinition(["GM0118"]))
+    [_, _, retention] = build_export_assets([Gemeente(code="GM0118", naam="Hoogeveen")])
     result = dg.materialize([retention], resources={
         "region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
         "outbox": Outbox(root=str(outbox)), "raw_snapshots": RawSnapshots(root=str(lake)),

@@ -574,7 +574,7 @@ def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birt
 
 
 def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_export():
-    """``export_facts`` computes the facts of every resident once; each partition selects its own."""
+    """``export_facts`` computes the facts of every resident once; each municipality's export selects its own."""
     from assets.gemeenten.exports import export_from_facts
 
     region = REGION_POOL[:3]

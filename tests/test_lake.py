@@ -1,10 +1,9 @@
-"""Raw snapshots are immutable and content-addressed; the lake hands every partition's last good output on."""
+"""Raw snapshots are immutable and content-addressed; the lake hands outputs on, as few columns as asked."""
 
 from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 
 from connectors.lake import LakeIOManager, RawSnapshots, read_parquet, write_parquet
 
@@ -33,61 +32,23 @@ def test_the_last_good_snapshot_of_a_delivery_name_is_remembered(tmp_path):
     assert [len(frame) for _, frame in snapshots.last_good_all("po")] == [5]
 
 
-def test_an_unpartitioned_reader_gets_every_materialized_partition(tmp_path):
-    gemeenten = dg.StaticPartitionsDefinition(["GM0001", "GM0002", "GM0003"])
-
-    @dg.asset(partitions_def=gemeenten, io_manager_key="lake")
-    def per_gemeente(context) -> pd.DataFrame:
-        return pd.DataFrame({"gemeente": [context.partition_key] * 2})
-
-    @dg.asset(io_manager_key="lake")
-    def combined(per_gemeente: pd.DataFrame) -> pd.DataFrame:
-        return per_gemeente
-
-    resources = {"lake": LakeIOManager(root=str(tmp_path))}
-    with dg.DagsterInstance.ephemeral() as instance:
-        for key in ("GM0001", "GM0003"):  # GM0002 never delivered
-            assert dg.materialize([per_gemeente], partition_key=key, resources=resources, instance=instance).success
-        result = dg.materialize([per_gemeente, combined], selection=[combined], resources=resources, instance=instance)
-    assert result.success
-    out = pd.read_parquet(tmp_path / "assets" / "combined" / "_all.parquet")
-    assert sorted(out["gemeente"].unique()) == ["GM0001", "GM0003"]
-
-
-def test_an_input_can_ask_for_some_columns_and_for_its_partitions_rows_only(tmp_path):
-    gemeenten = dg.StaticPartitionsDefinition(["GM0001", "GM0002"])
+def test_an_input_can_ask_for_some_columns(tmp_path):
     seen = {}
 
-    @dg.asset(io_manager_key="lake", metadata={"row_groups_by": "gemeente"})
+    @dg.asset(io_manager_key="lake")
     def facts() -> pd.DataFrame:
-        return pd.DataFrame({"gemeente": ["GM0001", "GM0002", "GM0001"], "waarde": [1, 2, 3], "geheim": ["a", "b", "c"]})
+        return pd.DataFrame({"gemeente": ["GM0001", "GM0002"], "waarde": [1, 2], "geheim": ["a", "b"]})
 
-    @dg.asset(partitions_def=gemeenten, io_manager_key="lake", ins={
-        "facts": dg.AssetIn(metadata={"rows_of_partition": "gemeente", "columns": ["gemeente", "waarde", "absent"]}),
-    })
-    def per_gemeente(context, facts: pd.DataFrame) -> None:
-        seen[context.partition_key] = facts
+    @dg.asset(io_manager_key="lake", ins={"facts": dg.AssetIn(metadata={"columns": ["gemeente", "waarde", "absent"]})})
+    def reader(facts: pd.DataFrame) -> None:
+        seen["facts"] = facts
 
     resources = {"lake": LakeIOManager(root=str(tmp_path))}
-    assert dg.materialize([facts], resources=resources).success
-    for gemeente in gemeenten.get_partition_keys():
-        assert dg.materialize([facts, per_gemeente], selection=[per_gemeente], partition_key=gemeente,
-                              resources=resources).success
-    assert pq.ParquetFile(tmp_path / "assets" / "facts" / "_all.parquet").metadata.num_row_groups == 2
-    assert seen["GM0001"].to_dict("list") == {"gemeente": ["GM0001", "GM0001"], "waarde": [1, 3]}
-    assert seen["GM0002"].to_dict("list") == {"gemeente": ["GM0002"], "waarde": [2]}
+    assert dg.materialize([facts, reader], resources=resources).success
+    assert seen["facts"].to_dict("list") == {"gemeente": ["GM0001", "GM0002"], "waarde": [1, 2]}
 
 
-def test_a_file_read_per_value_has_a_row_group_per_value_with_that_columns_statistics(tmp_path):
-    frame = pd.DataFrame({"gemeente": pd.Series(["GM0002", None, "GM0001", "GM0002", "GM0001"], dtype="str"),
-                          "waarde": [1, 2, 3, 4, 5]})
-    path = tmp_path / "facts.parquet"
-    write_parquet(frame, path, row_groups_by="gemeente")
-    metadata = pq.ParquetFile(path).metadata
-    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
-    assert [group.num_rows for group in groups] == [2, 2, 1]  # GM0001, GM0002, unknown
-    assert [(g.column(0).statistics.min, g.column(0).statistics.max) for g in groups[:2]] == [
-        ("GM0001", "GM0001"), ("GM0002", "GM0002")]
-    assert not groups[0].column(1).is_stats_set  # only the grouping column has statistics
-    assert read_parquet(path, filters=[("gemeente", "=", "GM0002")])["waarde"].tolist() == [1, 4]  # order kept
-    assert sorted(read_parquet(path)["waarde"]) == [1, 2, 3, 4, 5]
+def test_a_lake_file_is_read_back_whole(tmp_path):
+    frame = pd.DataFrame({"gemeente": pd.Series(["GM0002", None], dtype="str"), "waarde": [1, 2]})
+    write_parquet(frame, tmp_path / "facts.parquet")
+    assert read_parquet(tmp_path / "facts.parquet").equals(frame)

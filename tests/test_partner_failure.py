@@ -30,30 +30,39 @@ def demo_world(var_dir, monkeypatch):
         yield server
 
 
-def test_a_failing_partner_api_fails_only_its_partition_and_keeps_the_last_good_snapshot(demo_world, var_dir):
+def _check(result, name: str):
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation
+
+
+def test_a_failing_partner_api_fails_only_its_own_check_and_keeps_the_last_good_snapshot(demo_world, var_dir):
     from pipelines.definitions import build_definitions
     from pipelines.night import run_night
 
     defs = build_definitions(DEMO_REGION)
-    snapshot = var_dir / "lake" / "assets" / "youth_care_waitlist_raw" / "GM1690.parquet"
+    raw = var_dir / "lake" / "assets" / "youth_care_waitlist_raw" / "_all.parquet"
+
+    def de_wolden() -> pd.DataFrame:
+        rows = pd.read_parquet(raw)
+        return rows[rows["source_id"] == "wachtlijst_de_wolden"].drop(columns="fetched_at").reset_index(drop=True)
+
     with dg.DagsterInstance.get() as instance:
         good = run_night(defs, instance)
-        assert all(good.waitlist_runs.values())
-        last_good = pd.read_parquet(snapshot)
+        assert all(good.waitlists.values())
+        last_good = de_wolden()
+        assert len(last_good)
 
         demo_world.set_faults("wachtlijst_de_wolden", status=503)  # De Wolden's API is down all night
         bad = run_night(defs, instance)
 
-        assert bad.waitlist_runs["GM1690"] is False
-        assert all(ok for gemeente, ok in bad.waitlist_runs.items() if gemeente != "GM1690")
-        assert bad.success, "the nightly job must go on without De Wolden's fresh data"
-        pd.testing.assert_frame_equal(pd.read_parquet(snapshot), last_good)
-
-        failed = instance.get_runs(dg.RunsFilter(job_name="waitlist_ingest", statuses=[dg.DagsterRunStatus.FAILURE]))
-        assert len(failed) == 1 and failed[0].tags.get("dagster/partition") == "GM1690"
-        failure = [e for e in instance.all_logs(failed[0].run_id) if e.dagster_event and e.dagster_event.is_step_failure]
-        message = failure[-1].dagster_event.step_failure_data.error.to_string()
-        assert "dewolden" in message and "503" in message, message
+    assert bad.waitlists["GM1690"] is False
+    assert all(ok for gemeente, ok in bad.waitlists.items() if gemeente != "GM1690")
+    assert bad.success, "the night must go on without De Wolden's fresh data"
+    pd.testing.assert_frame_equal(de_wolden(), last_good)
+    failed = _check(bad.nightly, "delivery_wachtlijst_de_wolden")
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert "dewolden" in failed.description and "503" in failed.description, failed.description
+    assert _check(bad.nightly, "delivery_wachtlijst_hoogeveen").passed
 
 
 def test_a_wrong_token_is_reported_as_an_authentication_failure_without_the_token(demo_world, var_dir, monkeypatch):
@@ -62,13 +71,12 @@ def test_a_wrong_token_is_reported_as_an_authentication_failure_without_the_toke
     monkeypatch.setenv("SWV_TOKEN_DE_WOLDEN", "wrong-secret-token")
     defs = build_definitions(DEMO_REGION)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("waitlist_ingest").execute_in_process(
-            partition_key="GM1690", instance=instance, raise_on_error=False
-        )
-        assert not result.success
-        events = [str(e.event_specific_data) for e in result.all_events if e.is_step_failure]
-    assert any("authentication failed" in e.lower() for e in events), events
-    assert not any("wrong-secret-token" in e for e in events)
+        result = defs.resolve_job_def("waitlist_ingest").execute_in_process(instance=instance, raise_on_error=False)
+    failed = _check(result, "delivery_wachtlijst_de_wolden")
+    assert not failed.passed
+    assert "authentication failed" in failed.description.lower(), failed.description
+    assert not any("wrong-secret-token" in str(e.event_specific_data) for e in result.all_events)
+    assert _check(result, "delivery_wachtlijst_westerveld").passed
 
 
 def test_a_night_can_be_replayed_on_an_earlier_evaluation_date(demo_world, var_dir):

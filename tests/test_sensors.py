@@ -74,7 +74,6 @@ def test_a_new_file_asks_for_a_nightly_run_keyed_by_its_sha256(tick, sources):
     [request] = result.run_requests
     assert request.job_name == "nightly"
     assert request.run_key == sha256(CSV)
-    assert request.partition_key is None
 
 
 def test_the_run_key_is_the_fingerprint_the_raw_snapshot_is_named_by(tick, sources):
@@ -101,19 +100,19 @@ def test_a_changed_file_asks_for_a_new_run(tick, sources):
     assert request.run_key == sha256(changed)
 
 
-def test_a_waitlist_file_asks_for_its_municipalitys_partition(tick, sources):
+def test_a_waitlist_file_asks_for_a_waitlist_run(tick, sources):
     deliver(sources, HOOGEVEEN_WAITLIST, b"BSN;Gemeentecode\n123456782;GM0118\n")
     [request] = tick().run_requests
     assert request.job_name == "waitlist_ingest"
-    assert request.partition_key == "GM0118"
 
 
-def test_deliveries_of_one_tick_share_one_run_per_job_and_partition(tick, sources):
+def test_deliveries_of_one_tick_share_one_run_per_job(tick, sources):
     deliver(sources, ENROLMENT, CSV)
     deliver(sources, "vo/verzuim_02AB00.csv", b"BSN;Week vanaf\n")
     deliver(sources, HOOGEVEEN_WAITLIST, b"BSN\n")
+    deliver(sources, "jeugdhulp/steenwijkerland/wachtlijst.csv", b"bsn\n")
     requests = tick().run_requests
-    assert sorted((r.job_name, r.partition_key or "") for r in requests) == [("nightly", ""), ("waitlist_ingest", "GM0118")]
+    assert sorted(r.job_name for r in requests) == ["nightly", "waitlist_ingest"]
 
 
 def test_a_file_still_being_written_waits_until_it_has_settled(tick, sources):

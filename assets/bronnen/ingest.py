@@ -1,13 +1,14 @@
 """Raw ingest: every delivery of every source, mapped onto canonical names, as an immutable snapshot.
 
-One raw asset per canonical dataset. Youth-care waitlists are per municipality, so that asset is
-partitioned by gemeente (static partitions from the region YAML) and one failing partner never
-blocks the others. Values stay text here; parsing and validation come next (``assets.validatie.validated``).
+One raw asset per canonical dataset, whatever the number of partners behind it: the youth-care
+waitlist asset reads every municipality's source in the same step. Values stay text here; parsing
+and validation come next (``assets.validatie.validated``).
 
 A delivery that cannot be read (unreachable API, truncated file, missing header) is reported by
 name and replaced by the last good snapshot of the same delivery, so the night goes on with the
-freshest data that is known to be good and the failure is visible in the ``deliveries_readable``
-check.
+freshest data that is known to be good. Every source has its own check, ``delivery_<source id>``:
+one partner that is down (say one municipality's waitlist API) turns only its own check red, names
+the delivery and the error, and leaves the other partners' checks and data as they are.
 """
 
 
@@ -160,28 +161,19 @@ def _kinds(region: Region, dataset: str) -> set[str]:
     return kinds
 
 
-def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots, context, *,
-                 fail_on_reject: bool) -> tuple[dg.Output, list[Snapshot]]:
-    """The night's raw output and the snapshots still to keep; on failure the good deliveries are kept first."""
+def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots, context
+                 ) -> tuple[dg.Output, list[Snapshot], dict[str, IngestReport]]:
+    """The night's raw output, the snapshots still to keep, and what each source read or fell back on."""
     frames: list[pd.DataFrame] = []
-    reports: list[IngestReport] = []
+    reports: dict[str, IngestReport] = {}
     fresh: list[Snapshot] = []
     for source_id, source in sources.items():
         source_frames, report, source_fresh = ingest_source(source_id, source, files, api, snapshots, context.log)
         frames.extend(source_frames)
-        reports.append(report)
+        reports[source_id] = report
         fresh.extend(source_fresh)
-    deliveries = [d for r in reports for d in r.deliveries]
-    rejected = [x for r in reports for x in r.rejected]
-    if rejected and fail_on_reject:
-        # A municipality's partner answers for itself: its partition fails (after the retry
-        # policy) and keeps its last good output; the other partitions are separate runs. Its
-        # deliveries that were good tonight become the last good ones all the same.
-        keep_snapshots(snapshots, fresh)
-        raise dg.Failure(
-            description=f"{context.partition_key}: " + "; ".join(x["error"] for x in rejected),
-            metadata={"rejected": dg.MetadataValue.json(rejected)},
-        )
+    deliveries = [d for r in reports.values() for d in r.deliveries]
+    rejected = [x for r in reports.values() for x in r.rejected]
     if not frames:
         problems = "; ".join(x["error"] for x in rejected) or "no source configured"
         raise dg.Failure(
@@ -197,32 +189,53 @@ def _materialize(dataset: str, sources: dict[str, Source], files, api, snapshots
             "bytes": sum(d["bytes"] for d in deliveries),
             "deliveries": dg.MetadataValue.md(merged.markdown()),
             "rejected_deliveries": len(rejected),
+            "rows_per_source": dg.MetadataValue.json(
+                {sid: sum(d["rows"] for d in r.deliveries) for sid, r in reports.items()}),
             "delivery_date": max((d["modified_at"] or "" for d in deliveries), default="") or dt.date.today().isoformat(),
             "preview": dg.MetadataValue.md(preview_markdown(frame, dataset)),
         },
     )
-    return output, fresh
+    return output, fresh, reports
 
 
-def _readable_check(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        "deliveries_readable",
-        asset=asset_key,
-        description="Every delivery could be read and has the mapped columns; a rejected one is named with its error.",
+def delivery_check_name(source_id: str) -> str:
+    return f"delivery_{source_id}"
+
+
+def _delivery_checks(region: Region, dataset: str, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    names = {g.code: g.naam for g in region.gemeenten}
+    specs = []
+    for source_id, source in region.sources_for(dataset).items():
+        whose = f"{names[source.gemeente]} ({source.gemeente}), {source.partner}" if source.gemeente else source.partner
+        specs.append(dg.AssetCheckSpec(
+            delivery_check_name(source_id),
+            asset=asset_key,
+            description=(f"{whose}: tonight's delivery of source {source_id} could be read and has the mapped "
+                         "columns; a rejected delivery is named with its error and its last good snapshot is used."),
+        ))
+    return specs
+
+
+def _delivery_result(source_id: str, report: IngestReport) -> dg.AssetCheckResult:
+    rejected = len(report.rejected)
+    return dg.AssetCheckResult(
+        check_name=delivery_check_name(source_id),
+        passed=rejected == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"rejected_deliveries": rejected, "rows": sum(d["rows"] for d in report.deliveries),
+                  "deliveries": dg.MetadataValue.md(report.markdown())},
+        description=(None if rejected == 0 else
+                     f"{rejected} delivery(ies) rejected, last good snapshot used: "
+                     + "; ".join(x["error"] for x in report.rejected)),
     )
 
 
-def build_raw_assets(region: Region, gemeente_partitions: dg.StaticPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_raw_assets(region: Region) -> list[dg.AssetsDefinition]:
     """One raw asset per canonical dataset that the region's YAML delivers."""
-    assets = []
-    for dataset in DATASET_DESCRIPTIONS:
-        if not region.sources_for(dataset):
-            continue
-        assets.append(_raw_asset(region, dataset, gemeente_partitions if dataset == "youth_care_waitlist" else None))
-    return assets
+    return [_raw_asset(region, dataset) for dataset in DATASET_DESCRIPTIONS if region.sources_for(dataset)]
 
 
-def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefinition | None) -> dg.AssetsDefinition:
+def _raw_asset(region: Region, dataset: str) -> dg.AssetsDefinition:
     key = dg.AssetKey(f"{dataset}_raw")
 
     @dg.asset(
@@ -231,20 +244,15 @@ def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefi
         group_name=RAW_GROUP,
         owners=OWNERS,
         kinds=_kinds(region, dataset),
-        partitions_def=partitions,
         # Partner APIs share one concurrency pool, so a deployment can cap the load on partners.
         pool="partner_api" if any(s.location.kind == "http" for s in region.sources_for(dataset).values()) else None,
-        check_specs=[_readable_check(key)],
-        retry_policy=dg.RetryPolicy(max_retries=1, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        check_specs=_delivery_checks(region, dataset, key),
         io_manager_key="lake_io_manager",
     )
     def raw(context: dg.AssetExecutionContext, region_config: RegionConfig, source_files: SourceFiles,
             json_api: JsonApi, raw_snapshots: RawSnapshots):
-        gemeente = context.partition_key if partitions is not None else None
-        sources = region_config.region.sources_for(dataset, gemeente)
-        output, fresh = _materialize(dataset, sources, source_files, json_api, raw_snapshots, context,
-                                     fail_on_reject=partitions is not None)
-        rejected = output.metadata["rejected_deliveries"].value
+        sources = region_config.region.sources_for(dataset)
+        output, fresh, reports = _materialize(dataset, sources, source_files, json_api, raw_snapshots, context)
         # Writing Parquet releases the GIL: tonight's snapshots are written in a helper thread while the
         # lake IO manager writes the raw output yielded here (Dagster stores an output when it is
         # yielded), on two cores instead of one after the other. The step ends only when both are kept.
@@ -252,12 +260,7 @@ def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefi
             kept = pool.submit(keep_snapshots, raw_snapshots, fresh)
             yield output
             kept.result()
-        yield dg.AssetCheckResult(
-            check_name="deliveries_readable",
-            passed=rejected == 0,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rejected_deliveries": rejected, "deliveries": output.metadata["deliveries"]},
-            description=None if rejected == 0 else f"{rejected} delivery(ies) rejected; last good snapshot used",
-        )
+        for source_id, report in reports.items():
+            yield _delivery_result(source_id, report)
 
     return raw

@@ -1,10 +1,15 @@
-"""The municipal exports as a Dagster asset: one partition per municipality (docs/exports.md).
+"""The municipal exports as a Dagster asset: every municipality in one step, each on its own (docs/exports.md).
 
-Each partition writes ``<outbox>/gemeenten/<GMcode>/<evaluation date>/``: the monitoring table, the
-suppressed aggregates and the data dictionary in CSV, XLSX and Parquet, and ``manifest.json``
-(files, rows, sha256, schema version, period, legal basis, stale sources). Then it logs every file
-in the warehouse's ``export_log`` and, where the municipality has a receiver configured, uploads
-the files (manifest last) and records the receiver's checksums.
+For each municipality it writes ``<outbox>/gemeenten/<GMcode>/<evaluation date>/``: the monitoring
+table, the suppressed aggregates and the data dictionary in CSV, XLSX and Parquet, and
+``manifest.json`` (files, rows, sha256, schema version, period, legal basis, stale sources). Then it
+logs every file in the warehouse's ``export_log`` and, where the municipality has a receiver
+configured, uploads the files (manifest last) and records the receiver's checksums.
+
+Each municipality succeeds or fails on its own: a missing key, a refusal by the privacy guard or a
+failed upload is that municipality's ``export_<GMcode>`` check failing (ERROR), while the others are
+written and delivered. One municipality's export is re-run alone with run configuration
+(``gemeenten: [GM0118]``); the checks of the others then report the export they already have.
 
 Order of safety: nothing is written unless the privacy guard passes (own residents only, no
 identifier of any pupil in any published cell, no count 1-5); files are written atomically with the
@@ -14,11 +19,13 @@ manifest last; a file that was not confirmed by the receiver is sent again on th
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from assets.signalen.alert_rules import ABSENCE_FIELDS
 from assets.koppeling.linkage import KEY_FIELDS
@@ -26,8 +33,6 @@ from assets.gemeenten.exports import (
     GUARDED_IDENTIFIERS,
     MONITORING_COLUMNS,
     RESIDENT_FIELDS,
-    SECONDARY_CELL,
-    SMALL_CELL,
     ColumnDoc,
     ExportInputs,
     ExportKeyMissing,
@@ -150,14 +155,63 @@ def _files_markdown(written: WrittenFolder) -> str:
     return "\n".join(lines)
 
 
+class ExportSelection(dg.Config):
+    """Run configuration of ``municipal_exports``: which municipalities this run exports."""
+
+    gemeenten: list[str] = Field(
+        default_factory=list,
+        description="CBS codes of the municipalities to export in this run (e.g. [GM0118]); empty: all of them.",
+    )
+
+
+def export_check_name(gemeente: str) -> str:
+    return f"export_{gemeente}"
+
+
+@dataclass
+class ExportOutcome:
+    """What happened to one municipality's export in this run; names and counts only, no personal data."""
+
+    gemeente: str
+    passed: bool
+    description: str
+    rows: int = 0
+    metadata: dict = field(default_factory=dict)
+
+    def check_result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(check_name=export_check_name(self.gemeente), passed=self.passed,
+                                   severity=dg.AssetCheckSeverity.ERROR, description=self.description,
+                                   metadata=self.metadata)
+
+
+def existing_export(outbox: Outbox, gemeente: str, evaluation_date) -> ExportOutcome:
+    """The verdict on a municipality that this run did not export: does it have tonight's export already?"""
+    folder = export_folder(outbox, gemeente, evaluation_date)
+    relative = f"{EXPORTS_FOLDER}/{gemeente}/{evaluation_date.isoformat()}"
+    if (folder / MANIFEST).exists():
+        return ExportOutcome(gemeente, True, f"not exported in this run; {relative} is complete (manifest present)",
+                             metadata={"folder": relative, "in_this_run": False})
+    return ExportOutcome(gemeente, False, f"not exported in this run, and {relative} has no export yet",
+                         metadata={"folder": relative, "in_this_run": False})
+
+
+def _outcomes_markdown(outcomes: Sequence[ExportOutcome], names: Mapping[str, str]) -> str:
+    lines = ["| gemeente | rows | outcome |", "|---|---:|---|"]
+    lines += [f"| {names.get(o.gemeente, o.gemeente)} ({o.gemeente}) | {o.rows} | "
+              f"{'ok' if o.passed else 'FAILED'}: {o.description} |" for o in outcomes]
+    return "\n".join(lines)
+
+
 def build_export_assets(
-    gemeenten: dg.StaticPartitionsDefinition,
+    gemeenten: Sequence,
     *,
     upload: Mapping[str, Mapping] | None = None,
     stale_sources: StaleSources | None = None,
     settings: ExportSettings | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """``export_facts`` (once a night), ``municipal_exports`` (one partition per gemeente) and ``retention_purge``.
+    """``export_facts``, ``municipal_exports`` (every municipality, each with its own check) and ``retention_purge``.
+
+    ``gemeenten``: the region's municipalities (``settings.region.Gemeente``: code and naam).
 
     ``upload``: ``{gemeente: {url, token_env}}`` for municipalities that receive their files over
     HTTP (others collect them from the outbox). ``stale_sources``: returns the source ids whose latest
@@ -178,8 +232,6 @@ def build_export_assets(
         owners=OWNERS,
         kinds={"pandas", "parquet"},
         io_manager_key="lake_io_manager",
-        # Each municipality's export reads its own residents' rows: a row group per municipality.
-        metadata={"row_groups_by": "woongemeente_code"},
         ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),
              "pupils": dg.AssetIn(metadata={"columns": list(RESIDENT_FIELDS)})},
     )
@@ -203,44 +255,16 @@ def build_export_assets(
             "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
         })
 
-    @dg.asset(
-        name="municipal_exports",
-        description=(
-            "Per municipality, its own residents only: a pseudonymised monitoring table, suppressed aggregates "
-            "(counts 1-5 as '<5', secondary suppression), a data dictionary and manifest.json with sha256 and "
-            "legal basis; logged in export_log and, where configured, uploaded and verified (docs/exports.md)."
-        ),
-        partitions_def=gemeenten,
-        group_name=GROUP,
-        owners=OWNERS,
-        kinds={"pandas", "csv", "parquet", "xlsx"},
-        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag))},
-        ins={
-            # Read only what a partition uses: its own residents' facts, the identifiers the guard looks for.
-            "export_facts": dg.AssetIn(metadata={"rows_of_partition": "woongemeente_code"}),
-            "pupils": dg.AssetIn(metadata={"columns": list(GUARDED_IDENTIFIERS)}),
-        },
-    )
-    def municipal_exports(
-        context: dg.AssetExecutionContext,
-        region_config: RegionConfig,
-        outbox: Outbox,
-        warehouse: dg.ResourceParam[HasEngine],
-        export_facts: pd.DataFrame,
-        pupils: pd.DataFrame,
-        thuiszitter_alerts: pd.DataFrame,
-    ) -> dg.MaterializeResult:
-        gemeente = context.partition_key
-        region = region_config.region
-        evaluation_date = region_config.evaluation()
+    def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, pupils: pd.DataFrame,
+                   thuiszitter_alerts: pd.DataFrame, stale: list[str], outbox: Outbox, log: ExportLog) -> ExportOutcome:
+        """Write, log and deliver one municipality's export; every refusal is its outcome, never an exception."""
+        relative = f"{EXPORTS_FOLDER}/{gemeente}/{evaluation_date.isoformat()}"
         try:
             key = export_key(gemeente)
         except ExportKeyMissing as error:
-            raise dg.Failure(description=str(error)) from None
-        stale = list(stale_sources(context)) if stale_sources else []
-        export = export_from_facts(export_facts.set_index("pupil_key"), thuiszitter_alerts, gemeente=gemeente,
-                                   evaluation_date=evaluation_date, key=key, swv_code=region.swv.code,
-                                   stale_sources=stale, settings=settings)
+            return ExportOutcome(gemeente, False, f"{error}; nothing written", metadata={"folder": relative})
+        export = export_from_facts(facts, thuiszitter_alerts, gemeente=gemeente, evaluation_date=evaluation_date,
+                                   key=key, swv_code=region.swv.code, stale_sources=stale, settings=settings)
 
         # The files are rendered in memory while the guard checks the tables: Arrow and zlib release the
         # GIL, so both cores work. Nothing is written before the guard has passed.
@@ -249,37 +273,89 @@ def build_export_assets(
             problems = privacy_problems(export, pupils, settings.max_small_count)
             if problems:
                 rendering.cancel()
-                raise dg.Failure(description=f"{gemeente}: export refused by the privacy guard, nothing written",
-                                 metadata={"problems": dg.MetadataValue.json(problems)})
+                return ExportOutcome(gemeente, False, "export refused by the privacy guard, nothing written",
+                                     metadata={"folder": relative, "problems": dg.MetadataValue.json(problems)})
             rendering.result()
 
         written = write_export(export, outbox)
-        relative = f"{EXPORTS_FOLDER}/{gemeente}/{evaluation_date.isoformat()}"
-        log = ExportLog(warehouse.engine)
-        log.create()
+        metadata = {"folder": relative, "rows": len(export.monitoring), "changed": written.changed,
+                    "files": dg.MetadataValue.md(_files_markdown(written))}
         try:
             delivery = deliver(export, written, log, relative, targets.get(gemeente))
         except UploadError as error:
-            raise dg.Failure(description=f"{relative}: written and logged, upload failed: {error}; "
-                                         "the next run sends the files not yet confirmed") from None
+            return ExportOutcome(gemeente, False, f"written and logged, upload failed: {error}; the next run sends "
+                                 "the files not yet confirmed", len(export.monitoring), metadata)
         context.log.info(f"{relative}: {len(written.files)} files ({'written' if written.changed else 'unchanged'}), "
                          f"{delivery['logged']} logged, {delivery['uploaded']} uploaded")
+        upload = "not configured" if gemeente not in targets else f"{delivery['uploaded']} file(s) confirmed"
+        return ExportOutcome(gemeente, True, f"{relative}: {len(written.files)} files, upload {upload}",
+                             len(export.monitoring), {**metadata, "upload": upload})
 
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": len(export.monitoring),
+    @dg.asset(
+        name="municipal_exports",
+        description=(
+            "Per municipality, its own residents only: a pseudonymised monitoring table, suppressed aggregates "
+            "(counts 1-5 as '<5', secondary suppression), a data dictionary and manifest.json with sha256 and "
+            "legal basis; logged in export_log and, where configured, uploaded and verified (docs/exports.md). "
+            "Each municipality succeeds or fails on its own (check export_{GMcode})."
+        ),
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"pandas", "csv", "parquet", "xlsx"},
+        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag))},
+        check_specs=[dg.AssetCheckSpec(
+            export_check_name(g.code), asset="municipal_exports",
+            description=(f"{g.naam} ({g.code}): tonight's export is written, passed the privacy guard and, where "
+                         "a receiver is configured, was delivered and confirmed."),
+        ) for g in gemeenten],
+        ins={"pupils": dg.AssetIn(metadata={"columns": list(GUARDED_IDENTIFIERS)})},
+    )
+    def municipal_exports(
+        context: dg.AssetExecutionContext,
+        config: ExportSelection,
+        region_config: RegionConfig,
+        outbox: Outbox,
+        warehouse: dg.ResourceParam[HasEngine],
+        export_facts: pd.DataFrame,
+        pupils: pd.DataFrame,
+        thuiszitter_alerts: pd.DataFrame,
+    ):
+        region = region_config.region
+        names = {g.code: g.naam for g in gemeenten}  # the municipalities the checks were declared for
+        unknown = sorted(set(config.gemeenten) - set(names))
+        if unknown:
+            raise dg.Failure(description=f"gemeenten {unknown} in the run configuration are not municipalities of "
+                                         f"{region.swv.code} ({', '.join(names)})")
+        selected = [code for code in names if not config.gemeenten or code in config.gemeenten]
+        evaluation_date = region_config.evaluation()
+        stale = list(stale_sources(context)) if stale_sources else []
+        facts = export_facts.set_index("pupil_key")
+        residents = facts.groupby("woongemeente_code", sort=False, observed=True).indices
+        log = ExportLog(warehouse.engine)
+        log.create()
+        outcomes = []
+        for gemeente in names:
+            if gemeente not in selected:
+                outcomes.append(existing_export(outbox, gemeente, evaluation_date))
+                continue
+            own = facts.iloc[residents.get(gemeente, [])]
+            outcomes.append(export_one(gemeente, context, region, evaluation_date, own, pupils,
+                                       thuiszitter_alerts, stale, outbox, log))
+        failed = [o.gemeente for o in outcomes if not o.passed]
+        if failed:
+            context.log.error(f"export failed for {', '.join(f'{names[g]} ({g})' for g in failed)}: see the "
+                              "export_{GMcode} checks")
+        yield dg.MaterializeResult(metadata={
+            "dagster/row_count": sum(o.rows for o in outcomes if o.metadata.get("in_this_run", True)),
             "dagster/column_schema": _column_schema(),
-            "folder": relative,
-            "files": dg.MetadataValue.md(_files_markdown(written)),
-            "changed": written.changed,
-            "grondslag": dg.MetadataValue.json(export.manifest["grondslag"]),
-            "verouderde_bronnen": dg.MetadataValue.json(export.manifest["verouderde_bronnen"]),
-            "upload": "not configured" if gemeente not in targets else f"{delivery['uploaded']} file(s) confirmed",
-            "privacy_guard": "passed: own residents only, no identifiers, no counts 1-5",
-            "preview": dg.MetadataValue.md(
-                export.aggregates["aggregaat_per_leeftijd"].to_markdown(index=False)
-                + f"\n\n_{SMALL_CELL} = 1 t/m {settings.max_small_count}; {SECONDARY_CELL} = verborgen "
-                "(secundaire onderdrukking). The monitoring rows are pseudonymised personal data and not shown._"
-            ),
+            "preview": dg.MetadataValue.md(_outcomes_markdown(outcomes, names)),
+            "exported": len([o for o in outcomes if o.passed and o.gemeente in selected]),
+            "failed": len(failed),
+            "grondslag": dg.MetadataValue.json(dict(settings.grondslag)),
+            "verouderde_bronnen": dg.MetadataValue.json(stale),
+            "privacy_guard": "every export written passed it: own residents only, no identifiers, no counts 1-5",
         })
+        for outcome in outcomes:
+            yield outcome.check_result()
 
     return [export_facts, municipal_exports, build_retention_asset()]
