@@ -1,7 +1,7 @@
 """Run one whole night in this process: what the 02:00 schedule does, without the daemon.
 
-Used by ``make demo``, the benchmark and the end-to-end tests; in production the schedules launch
-the same jobs. Runs are recorded in the Dagster instance, so they show in the UI afterwards.
+Used by ``make demo``, the benchmark and the end-to-end tests; in production the schedule launches
+the same job. Runs are recorded in the Dagster instance, so they show in the UI afterwards.
 
 Each run goes through ``dagster.execute_job`` with the job rebuilt from the code (``night_job``),
 as a run worker does, and not through ``JobDefinition.execute_in_process``: that one keeps every
