@@ -52,7 +52,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
               po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
               *build_export_assets(region.gemeenten, stale_sources=stale_tonight)]
     freshness_checks = build_freshness_checks(region)
-    jobs, schedules = build_jobs_and_schedules(nightly_executor(), freshness_checks)
+    jobs, schedules = build_jobs_and_schedules(nightly_executor())
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
     by_name = {job.name: job for job in jobs}
     sensors = [run_failure_notification, check_failure_notification,

@@ -24,17 +24,17 @@ WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
 
 
-def build_jobs_and_schedules(nightly_executor: dg.ExecutorDefinition, freshness_checks=()):
+def build_jobs_and_schedules(nightly_executor: dg.ExecutorDefinition):
     nightly = dg.define_asset_job(
         "nightly",
         selection=dg.AssetSelection.all(),
         description="The night: ingest, validate, link, handovers, alerts and every municipality's export.",
         executor_def=nightly_executor,
     )
-    # Freshness is judged by the night and by its own morning job; a re-pull does not re-judge every source.
+    # Its checks (the waitlist sources' delivery and freshness) are judged again with every re-pull.
     waitlist_ingest = dg.define_asset_job(
         "waitlist_ingest",
-        selection=dg.AssetSelection.assets(WAITLIST_ASSET) - dg.AssetSelection.checks(*freshness_checks),
+        selection=dg.AssetSelection.assets(WAITLIST_ASSET),
         description="Ingest every municipality's youth-care waitlist again (e.g. after a late delivery).",
         executor_def=dg.in_process_executor,
     )

@@ -51,7 +51,9 @@ def test_a_sixth_municipality_is_onboarded_purely_through_yaml(tmp_path, var_dir
         result = job.execute_in_process(instance=instance)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"delivery_wachtlijst_coevorden": True}
+    assert checks["delivery_wachtlijst_coevorden"] is True
+    assert checks["freshness_GM0109"] is True  # judged again with every re-pull
+    assert checks["freshness_GM0118"] is False  # its waitlist source was left out of this region
 
     raw = pd.read_parquet(var_dir / "lake" / "assets" / "youth_care_waitlist_raw" / "_all.parquet")
     assert len(raw) == 3
