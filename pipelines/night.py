@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def night_job(job_name: str, region_path: str) -> dg.JobDefinition:
     return _definitions(region_path, tuple(sorted(os.environ.items()))).resolve_job_def(job_name)
 
 
+def night_definitions(region_path: str | os.PathLike[str]) -> dg.Definitions:
+    """The definitions the night's runs rebuild (``night_job``): passed to ``run_night``, the code
+    location is loaded once for the whole night (``swv night``)."""
+    return _definitions(str(Path(region_path).resolve()), tuple(sorted(os.environ.items())))
+
+
 @functools.lru_cache(maxsize=2)
 def _definitions(region_path: str, environment: tuple[tuple[str, str], ...]) -> dg.Definitions:
     """Built once per region and environment: the eleven runs of a night share them."""
@@ -74,8 +81,12 @@ def run_night(
     evaluation_date: dt.date | None = None,
     *,
     progress=lambda message: None,
+    gemeenten: Sequence[str] | None = None,
 ) -> NightResult:
     """Ingest every municipality's waitlist (one run each), run the nightly job, then export per municipality.
+
+    ``gemeenten`` limits the per-municipality runs (waitlists and exports) to those partitions; the
+    nightly job always covers the whole region.
 
     ``defs`` are the definitions of ``build_definitions(region_path)`` in this environment; the runs
     rebuild the same jobs from the code (see the module docstring). The partition runs go one after
@@ -89,6 +100,8 @@ def run_night(
     def per_municipality(job_name: str, failed: str) -> dict[str, bool]:
         outcomes = {}
         for gemeente in defs.resolve_job_def(job_name).partitions_def.get_partition_keys():
+            if gemeenten is not None and gemeente not in gemeenten:
+                continue
             result = execute(job_name, region_path, instance, run_config=run_config, tags=tags, partition=gemeente)
             outcomes[gemeente] = result.success
             progress(f"{job_name} {gemeente}: {'ok' if result.success else failed}")
