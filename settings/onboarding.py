@@ -278,7 +278,7 @@ def starter_region_yaml(area: SwvArea, today: dt.date | None = None) -> str:
     lines += _source("vo_verzuim", "vo_absence", "VO-scholen (LAS-export)", "vo/verzuim_*.csv",
                      ["Weekly absence per pupil from each VO school; uren_rooster (the week's scheduled hours) is",
                       "optional: leave it out of columns when the LAS does not export it (docs/alerts.md, LRV)."])
-    lines += _source("mbo_vva", "mbo_outflow", "VVA-koppelpunt MBO", "mbo/vva_*.csv",
+    lines += _source("mbo_vva", "mbo_outflow", "VVA-koppelpunt MBO", "vva/*.csv",
                      ["VO -> MBO: application statuses of VO leavers (VVA koppelpunt), usually an API:",
                       "  location: {kind: http, url: https://..., pagination: {type: page},",
                       "             auth: {type: api_key, token_env: SWV_TOKEN_VVA, header: X-API-Key}}",
