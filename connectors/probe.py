@@ -65,10 +65,10 @@ class Answer:
 
 def ask(location: HttpLocation, environ: Mapping[str, str] = os.environ) -> Answer:
     """One HEAD request to the source's URL with its token (if set); any HTTP status means it answers."""
-    headers = {}
-    token = environ.get(location.auth.token_env) if location.auth else None
+    auth, headers = location.auth, {}
+    token = environ.get(auth.token_env) if auth else None
     if token:
-        headers = {"Authorization": f"Bearer {token}"} if location.auth.type == "bearer" else {location.auth.header: token}
+        headers = {"Authorization": f"Bearer {token}"} if auth.type == "bearer" else {auth.header: token}
     try:
         response = requests.head(location.url, headers=headers, allow_redirects=False,
                                  timeout=(location.connect_timeout_s, location.read_timeout_s))

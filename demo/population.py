@@ -310,7 +310,8 @@ class Geography:
             if len(areas) == 0:
                 pc4[code] = np.array([str(v) for v in rng.integers(1000, 10000, size=8)], dtype=object)
         # PC4 areas outside the region but in the same SWV PO area (PO2203 reaches into Staphorst).
-        neighbours = table[table.swv_po.isin(set(inside.swv_po)) & ~table.gemeentecode.isin(codes)][["pc4", "gemeentecode"]]
+        neighbours = table.loc[table.swv_po.isin(set(inside.swv_po)) & ~table.gemeentecode.isin(codes),
+                               ["pc4", "gemeentecode"]]
         # Population proxy: primary-school locations per gemeente (every village has one).
         primary = schools[schools.sector.isin(["BAO", "SBAO"])].gemeentecode.value_counts()
         weights = np.array([primary.get(code, 0) + 1 for code in codes], dtype=float)

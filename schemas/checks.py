@@ -342,7 +342,9 @@ RULE_MESSAGES = {
     "crebo_format": "{column} is geen crebocode (5 cijfers)",
     "schooljaar_format": "{column} is geen schooljaar van twee opeenvolgende jaren (zoals 2026-2027)",
     "hours_range": "{column} ligt niet tussen 0 en 40 uur per week",
-    "absence_within_schedule": "{column} en {excused} samen zijn meer dan de geroosterde uren ({scheduled}) van die week",
+    "absence_within_schedule": (
+        "{column} en {excused} samen zijn meer dan de geroosterde uren ({scheduled}) van die week"
+    ),
     "mojibake": "{column} bevat verminkte tekens (UTF-8 gelezen als Windows-1252)",
     "unknown_code": "{column} bevat een code buiten de codelijst {codelist}",
     "required": "{column} is verplicht maar leeg",

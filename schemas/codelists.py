@@ -149,7 +149,8 @@ def read_school_registry(path: str | Path) -> pd.DataFrame:
             f"({', '.join(map(str, table.columns[:8]))}{', ...' if len(table.columns) > 8 else ''})"
         )
     code = code.str.replace(r"[\s.\-]", "", regex=True).str.upper()
-    name = table[columns["vestigingsnaam"]].str.strip() if "vestigingsnaam" in columns else pd.Series("", index=table.index)
+    name = (table[columns["vestigingsnaam"]].str.strip() if "vestigingsnaam" in columns
+            else pd.Series("", index=table.index))
     registry = pd.DataFrame({"vestigingscode": code, "vestigingsnaam": name}, dtype="str")
     return registry.loc[registry["vestigingscode"] != ""].reset_index(drop=True)
 

@@ -131,10 +131,10 @@ def swv_area(code: str) -> SwvArea:
     areas = pc4_municipalities()
     mine = areas.loc[areas["swv_vo"] == code]
     if mine.empty:
-        same_region = [c for c in swv_codes() if c[:4] == code[:4]] or swv_codes()
+        same_region = [c for c in swv_codes() if c[:4] == code[:4]]
+        where = f" in region {code[2:4]}" if same_region else ""
         raise UnknownSwvError(f"{code} is not an SWV VO in the regeling ({REGELING_URL}, postcode table of 2015); "
-                              f"known codes{' in region ' + code[2:4] if code[:4] in {c[:4] for c in same_region} else ''}: "
-                              f"{', '.join(same_region)}")
+                              f"known codes{where}: {', '.join(same_region or swv_codes())}")
     register = _municipalities()
     municipalities = []
     for gemeente, rows in mine.groupby("gemeentecode", sort=False):
@@ -265,7 +265,8 @@ def starter_region_yaml(area: SwvArea, today: dt.date | None = None) -> str:
         "  # the partner delivers: `columns` maps the partner's column names onto the fields (docs/sources.md).",
     ]
     lines += _source("po_overdracht", "po_transfers", "PO-schoolbesturen (LAS-export)", "po/*.csv",
-                     [f"PO -> VO transfers: one LAS export per PO school board ({len(po)} PO locations in the region)."])
+                     [f"PO -> VO transfers: one LAS export per PO school board ({len(po)} PO locations in the "
+                      "region)."])
     for m in area.municipalities:
         source_id = f"wachtlijst_{_slug(m.naam)}"
         lines += _source(source_id, "youth_care_waitlist", f"Gemeente {m.naam}", f"jeugdhulp/{_slug(m.naam)}/*.csv",

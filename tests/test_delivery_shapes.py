@@ -23,14 +23,16 @@ def _region(tmp_path: Path, change) -> Path:
 
 
 def _validate(dataset: str, rows: list[dict], region_path: Path):
-    return validate_dataset(dataset, raw_frame(dataset, rows), load_region(region_path), evaluation_date=EVALUATION_DATE)
+    return validate_dataset(dataset, raw_frame(dataset, rows), load_region(region_path),
+                            evaluation_date=EVALUATION_DATE)
 
 
 # -- yes/no fields delivered as labels --------------------------------------------------------------
 
 
 def _support_levels(raw: dict) -> None:
-    raw["sources"]["po_overdracht"]["codes"] = {"ondersteuningsbehoefte": {"geen": "nee", "basis": "nee", "extra": "ja"}}
+    levels = {"geen": "nee", "basis": "nee", "extra": "ja"}
+    raw["sources"]["po_overdracht"]["codes"] = {"ondersteuningsbehoefte": levels}
 
 
 def test_support_levels_delivered_as_labels_become_yes_or_no(tmp_path):
@@ -70,7 +72,8 @@ def test_an_opp_instemming_delivered_as_yes_no_is_read(tmp_path):
     (lambda raw: raw["sources"]["po_overdracht"].update(codes={"ondersteuningsbehoefte": {"extra": "wel"}}),
      r"sources\.po_overdracht\.codes\.ondersteuningsbehoefte: \['wel'\] not among the canonical values \(ja, nee\)"),
     (lambda raw: raw["codelists"].update(ja_nee={"akkoord": "yes"}), r"codelists\.ja_nee: \['yes'\]"),
-    (lambda raw: raw["codelists"]["schooladvies"].update({"VMBO TL": "vmbo_tl"}), r"codelists\.schooladvies: \['vmbo_tl'\]"),
+    (lambda raw: raw["codelists"]["schooladvies"].update({"VMBO TL": "vmbo_tl"}),
+     r"codelists\.schooladvies: \['vmbo_tl'\]"),
     (lambda raw: raw["codelists"].update(advies={"HAVO": "havo"}), r"codelists\.advies: not a code list"),
     (lambda raw: raw["sources"]["po_overdracht"].update(codes={"achternaam": {"x": "y"}}),
      r"sources\.po_overdracht\.codes\.achternaam: not a code or yes/no field of po_transfers"),
@@ -107,7 +110,8 @@ def test_the_application_date_is_the_date_of_each_applications_first_status(tmp_
 
 
 def test_a_delivered_application_date_wins_over_the_derived_one(tmp_path):
-    rows = [_history("aanmelding ontvangen", "2026-03-15"), _history("ingeschreven", "2026-06-01", aanmelddatum="2026-03-01")]
+    rows = [_history("aanmelding ontvangen", "2026-03-15"),
+            _history("ingeschreven", "2026-06-01", aanmelddatum="2026-03-01")]
     result = _validate("mbo_outflow", rows, _region(tmp_path, _derive))
     assert result.valid["aanmelddatum"].dt.strftime("%Y-%m-%d").tolist() == ["2026-03-15", "2026-03-01"]
 

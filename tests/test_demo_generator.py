@@ -466,7 +466,8 @@ def test_each_defect_kind_appears_as_often_as_planned(demo):
     for defect in demo.truth["defects"]:
         by_source[demo.region.sources[defect["source_id"]].dataset][defect["kind"]] += 1
     # Every kind appears that the region's sources can carry (not the ones about unmapped optional fields).
-    applicable = {d.kind for dataset in DATASETS for d in applicable_defects(list(demo.region.sources_for(dataset).values()))}
+    applicable = {d.kind for dataset in DATASETS
+                  for d in applicable_defects(list(demo.region.sources_for(dataset).values()))}
     assert {kind for counts in by_source.values() for kind in counts} == applicable
     assert {d.kind for d in DEFECTS} - applicable == {"absence_above_schedule"}
     for dataset in DATASETS:
@@ -589,7 +590,8 @@ def _files(generated: Generated, source_id: str) -> pd.DataFrame:
 def test_a_region_elsewhere_gets_its_own_real_schools(elsewhere):
     registry = pd.read_csv(PROJECT_ROOT / "reference" / "duo_schoolvestigingen_nl_2024.csv", dtype=str)
     mine = registry[registry.gemeentecode.isin(elsewhere.region.gemeente_codes)]
-    defective = {(d["delivery"], d["row"]) for d in elsewhere.truth["defects"] if d["field"] in ("vo_brin6", "po_brin6")}
+    defective = {(d["delivery"], d["row"]) for d in elsewhere.truth["defects"]
+                 if d["field"] in ("vo_brin6", "po_brin6")}
 
     def clean_codes(source_id: str, field: str) -> set[str]:
         frame = _files(elsewhere, source_id)

@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import PROJECT
+
 pytestmark = pytest.mark.slow
 
 PUPILS = 1200
@@ -100,7 +102,7 @@ def test_the_night_loads_the_definitions_once(night):
 
 def test_the_instance_is_created_and_holds_every_run(night):
     home = night["var"] / "dagster"
-    assert (home / "dagster.yaml").read_text() == (Path(__file__).parent.parent / "deploy" / "dagster.local.yaml").read_text()
+    assert (home / "dagster.yaml").read_text() == (PROJECT / "deploy" / "dagster.local.yaml").read_text()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
     assert len(runs) == 2 * len(GEMEENTEN) + 1
@@ -124,7 +126,8 @@ def test_each_municipality_gets_the_alerts_of_its_own_residents_in_its_own_list(
     listed: dict[str, set[str]] = {}
     for path in lists:
         rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
-        listed.setdefault(path.parent.name, set()).update(("bsn:" + rows["bsn"]).fillna("onr:" + rows["onderwijsnummer"]))
+        keys = ("bsn:" + rows["bsn"]).fillna("onr:" + rows["onderwijsnummer"])
+        listed.setdefault(path.parent.name, set()).update(keys)
     assert {code: keys for code, keys in listed.items() if keys} == expected
     assert set(expected) <= set(GEMEENTEN) and len(expected) >= 5
 
@@ -151,7 +154,7 @@ def test_every_pupil_is_handed_over_to_exactly_its_school(night, route, truth_ke
 
 
 def test_po_vo_handovers_go_to_the_regions_own_schools_from_the_national_registry(night):
-    registry = pd.read_csv(Path(__file__).parent.parent / "reference" / "duo_schoolvestigingen_nl_2024.csv", dtype=str)
+    registry = pd.read_csv(PROJECT / "reference" / "duo_schoolvestigingen_nl_2024.csv", dtype=str)
     schools = {p.name for p in (night["var"] / "outbox" / "overdracht" / "po-vo").glob("*/*")}
     provinces = set(registry.loc[registry["vestigingscode"].isin(schools), "provincie"])
     assert len(schools) > 10 and provinces <= {"Gelderland", "Noord-Brabant", "Limburg"}

@@ -537,8 +537,8 @@ def rule_lrv(facts: AlertFacts) -> RuleHits:
                                                   hours=("hours", "sum"), assumed=("assumed", "any"))
     runs = runs.loc[(runs["weeks"] > th.lrv_more_than_weeks).to_numpy() & facts.at("active", runs.index)]
     pupil = runs.index.to_numpy()
-    per_week = pd.Series(np.where(runs["assumed"].to_numpy(dtype=bool),
-                                  f" schoolweken op rij ten minste {th.lrv_week_hours:g} uur ongeoorloofd verzuim per week",
+    assumed = f" schoolweken op rij ten minste {th.lrv_week_hours:g} uur ongeoorloofd verzuim per week"
+    per_week = pd.Series(np.where(runs["assumed"].to_numpy(dtype=bool), assumed,
                                   " schoolweken op rij alle geroosterde lesuren ongeoorloofd verzuimd"), dtype="str")
     return _hits(pupil, runs["start"], runs["weeks"], facts.at("school", pupil),
                  _text(runs["weeks"]) + per_week + ", sinds " + _fmt(runs["start"]))
