@@ -73,4 +73,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
                           schedules=[*schedules, freshness_schedule], sensors=sensors, resources=resources)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location Dagster loads (workspace.yaml): built when Dagster asks, not on import, so a
+    process that imports this module for ``build_definitions`` (``swv night``, the demo) loads once."""
+    return build_definitions()
