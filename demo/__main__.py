@@ -1,6 +1,6 @@
 """``python -m demo``: generate the demo region, serve its partner APIs, run a night, show the outputs.
 
-    python -m demo run [--pupils N] [--seed S]       what `make demo` does
+    python -m demo run [--pupils N] [--seed S] [--port P]  what `make demo` does
     python -m demo generate [--pupils N] [--seed S]  only write the deliveries and the truth file
     python -m demo serve [--port 8765]               only serve the partner APIs (for `make ui`)
 """
@@ -75,7 +75,7 @@ def run(args) -> int:
 
     from demo.api_server import DemoApiServer
 
-    port = _demo_port()
+    port = args.port if args.port is not None else _demo_port()
     os.environ["SWV_DEMO_API"] = f"http://127.0.0.1:{port}"
     with DemoApiServer(load_region(region_file()), var.sources / "api", port=port, faults=DEMO_FAULTS) as server:
         _say(f"partner APIs served on {server.url}")
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--pupils", type=int, default=None, help="VO pupils (default: the real region's size)")
         p.add_argument("--seed", type=int, default=2203)
+    sub.choices["run"].add_argument("--port", type=int, default=None,
+                                    help=f"port of the demo APIs (default: {DEMO_API_PORT}, or any free one)")
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)

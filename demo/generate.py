@@ -167,6 +167,16 @@ def _hours_in_words(rows: pd.DataFrame, field: str, ctx: Context) -> dict:
     return {field: list(ctx.rng.choice(HOURS_IN_WORDS, len(rows)))}
 
 
+def _short_timetable(rows: pd.DataFrame, field: str, ctx: Context) -> dict:
+    """Scheduled hours one below the week's absence (a timetable of another week, say)."""
+    absent = rows["uren_ongeoorloofd"].fillna(0) + rows["uren_geoorloofd"].fillna(0)
+    return {field: ctx.render(field, absent - 1)}
+
+
+def _absent_and_scheduled(rows: pd.DataFrame, field: str) -> pd.Series:
+    return rows[field].notna() & (rows["uren_ongeoorloofd"].fillna(0) + rows["uren_geoorloofd"].fillna(0) >= 1)
+
+
 def _has_value(rows: pd.DataFrame, field: str) -> pd.Series:
     return rows[field].notna()
 
@@ -250,6 +260,8 @@ DEFECTS = (
     Defect("implausible_birthdate", "birthdate_plausible", {"po_transfers": "geboortedatum", "vo_enrolment": "geboortedatum"},
            _implausible_birthdate),
     Defect("non_numeric_hours", "number_parse", {"vo_absence": "uren_ongeoorloofd"}, _hours_in_words),
+    Defect("absence_above_schedule", "absence_within_schedule", {"vo_absence": "uren_rooster"}, _short_timetable,
+           qualifies=_absent_and_scheduled),
 )
 
 
@@ -326,10 +338,31 @@ def _route(world: World, region: Region, dataset: str) -> list[Delivery]:
     deliveries = []
     for sid in ids:
         part = frame[(owner == sid).to_numpy(dtype=bool, na_value=False)].reset_index(drop=True)
+        if dataset == "mbo_outflow":
+            part = _with_status_history(part, sources[sid])
         paths = {g: delivered_path(sid, sources[sid], FILE_TOKENS[dataset].format(group=g, date=date))
                  for g in part.group.unique()}
         deliveries.append(Delivery(sid, sources[sid], part.assign(file=part.group.map(paths))))
     return deliveries
+
+
+def _with_status_history(rows: pd.DataFrame, source: Source) -> pd.DataFrame:
+    """VVA rows as a feed without application dates delivers them (``derive``, docs/configuration.md): each
+    application's first status, 'aanmelding ontvangen' on the application date, as a row of its own.
+
+    The history rows (``history``) are left out of the truth, which counts applications. An application
+    with a history is never spoiled: its quarantined status row would leave the first status alone.
+    """
+    if "aanmelddatum" not in source.derive or "aanmelddatum" in source.columns.values():
+        return rows
+    applied = rows.aanmelddatum.notna().to_numpy()
+    received = rows.vva_status.eq("aanmelding_ontvangen").fillna(False).to_numpy(dtype=bool)
+    current = rows.assign(status_datum=rows.status_datum.where(~received, rows.aanmelddatum),
+                          defect_ok=rows.defect_ok & ~applied, history=False)
+    first = rows.loc[applied & ~received]
+    first = first.assign(vva_status=pd.Series("aanmelding_ontvangen", index=first.index, dtype="str"),
+                         status_datum=first.aanmelddatum, defect_ok=False, dup_ok=False, history=True)
+    return pd.concat([current, first], ignore_index=True)
 
 
 def _written_order(delivery: Delivery) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -476,6 +509,8 @@ def generate_region(region: Region, sources_dir: Path, truth_path: Path, *, seed
             delivered.append(np.unique(np.concatenate([d.canonical.pid.to_numpy() for d in deliveries])))
         if dataset in TRUTH_DATASETS and deliveries:
             rows = pd.concat([d.canonical for d in deliveries], ignore_index=True)
+            if "history" in rows:  # a status history's first statuses are no applications of their own
+                rows = rows[~rows.history.to_numpy(dtype=bool)]
             spoiled = np.concatenate([d.canonical.pid.to_numpy()[[label for label, *_ in d.defects]] for d in deliveries])
             clean[dataset] = rows[~member(rows.pid, spoiled)]
     truth = _truth(world, clean, np.concatenate(delivered) if delivered else np.empty(0, np.int64))

@@ -24,6 +24,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from schemas.codelists import NATIONAL_SCHOOL_REGISTRY
+from settings.onboarding import pc4_municipalities
 from settings.paths import PROJECT_ROOT
 from settings.region import Holiday, Region
 
@@ -297,19 +299,19 @@ class Geography:
     @classmethod
     def of(cls, region: Region, schools: pd.DataFrame, rng: np.random.Generator) -> "Geography":
         codes = np.array(region.gemeente_codes)
-        table = pd.read_csv(REFERENCE / "swv_passend_onderwijs_pc4_2015.csv", dtype=str, keep_default_na=False)
-        inside = table[table.gemeentecode_2025.isin(codes)]
+        # The regeling's postcode areas on today's municipalities (merged ones placed: settings.onboarding).
+        table = pc4_municipalities()
+        inside = table[table.gemeentecode.isin(codes)]
         pc4 = {
-            code: inside.loc[inside.gemeentecode_2025 == code, "pc4"].to_numpy(dtype=object)
+            code: inside.loc[inside.gemeentecode == code, "pc4"].to_numpy(dtype=object)
             for code in codes
         }
-        for code, areas in pc4.items():  # a gemeente merged after 2015 has no rows: invent its areas
+        for code, areas in pc4.items():  # a municipality the regeling does not know: invent its areas
             if len(areas) == 0:
                 pc4[code] = np.array([str(v) for v in rng.integers(1000, 10000, size=8)], dtype=object)
         # PC4 areas outside the region but in the same SWV PO area (PO2203 reaches into Staphorst).
-        neighbours = table[
-            table.swv_po.isin(set(inside.swv_po)) & ~table.gemeentecode_2025.isin(codes) & (table.gemeentecode_2025 != "")
-        ][["pc4", "gemeentecode_2025"]].rename(columns={"gemeentecode_2025": "gemeentecode"})
+        neighbours = table.loc[table.swv_po.isin(set(inside.swv_po)) & ~table.gemeentecode.isin(codes),
+                               ["pc4", "gemeentecode"]]
         # Population proxy: primary-school locations per gemeente (every village has one).
         primary = schools[schools.sector.isin(["BAO", "SBAO"])].gemeentecode.value_counts()
         weights = np.array([primary.get(code, 0) + 1 for code in codes], dtype=float)
@@ -334,7 +336,7 @@ class Geography:
 
 @dataclass(frozen=True)
 class Schools:
-    """Real DUO school locations of the region (synthetic codes for a region outside the file)."""
+    """Real DUO school locations of the region (national registry; synthetic codes for a region without schools)."""
 
     reference: pd.DataFrame  # the whole DUO file
     vo: pd.DataFrame  # brin6, weight, levels
@@ -342,8 +344,7 @@ class Schools:
 
     @classmethod
     def of(cls, region: Region, rng: np.random.Generator) -> "Schools":
-        reference = pd.read_csv(REFERENCE / "duo_schoolvestigingen_drenthe_overijssel_2024.csv", dtype=str,
-                                keep_default_na=False)
+        reference = pd.read_csv(NATIONAL_SCHOOL_REGISTRY, dtype=str, keep_default_na=False)
         mine = reference[reference.gemeentecode.isin(region.gemeente_codes)].sort_values("vestigingscode")
         vo = mine[mine.sector == "VO"]
         po = mine[mine.sector.isin(["BAO", "SBAO"])]
@@ -455,6 +456,10 @@ class _Builder:
     def __init__(self, region: Region, seed: int, pupils: int, progress: Callable[[str], None]):
         self.region, self.pupils, self.say = region, pupils, progress
         self.rng = np.random.default_rng(seed)
+        # Scheduled hours only for a region whose absence sources deliver them, from a stream of their own:
+        # every other region's world stays draw for draw what it was.
+        self.timetable_rng = np.random.default_rng([seed, 3]) if any(
+            "uren_rooster" in source.columns.values() for source in region.sources_for("vo_absence").values()) else None
         self.year = SchoolYear.of(region)
         self.schools = Schools.of(region, self.rng)
         self.geo = Geography.of(region, self.schools.reference, self.rng)
@@ -635,7 +640,7 @@ class _Builder:
         details = needs[first] + ". " + needs[second] + ". Besproken met ouders op " + discussed + "."
         po_brin6 = self.schools.po_for(rng, np.asarray(gemeenten, dtype=object))
         is_pro = definitief == "pro"
-        return pd.DataFrame({
+        fields = pd.DataFrame({
             "pid": pids,
             "group": self.schools.board_of(po_brin6),
             "po_brin6": po_brin6,
@@ -658,6 +663,8 @@ class _Builder:
             "ondersteuning_details": np.where(support, details, None),
             "jeugdhulp_betrokken": np.where(support, rng.random(n) < 0.3, None),
         })
+        # The same instemming as yes/no, for a partner that delivers it so (docs/configuration.md).
+        return fields.assign(opp_instemming=np.where(opp, fields.opp_instemming_datum.notna(), None))
 
     def lrv_run_lengths(self) -> dict[str, np.ndarray]:
         """Run lengths (> 4 school weeks) that start clearly after / clearly before E minus 3 months.
@@ -966,9 +973,21 @@ class _Builder:
                           "uren_ongeoorloofd": unexcused.astype(float), "uren_geoorloofd": excused.astype(float)}),
             designed.assign(vo_brin6=running.reindex(designed.pid).to_numpy(), uren_geoorloofd=0.0),
         ], ignore_index=True)
+        if self.timetable_rng is not None:
+            frame["uren_rooster"] = self.scheduled_hours(frame)
         school_code = pd.factorize(frame.vo_brin6, sort=True)[0]
         order = np.lexsort((frame.week_start.to_numpy(), self.sort_key[frame.pid.to_numpy()], school_code))
         return frame.iloc[order].reset_index(drop=True)
+
+    def scheduled_hours(self, absence: pd.DataFrame) -> np.ndarray:
+        """Each week's scheduled lesson hours: a timetable of 28-32 hours, at least the week's absence.
+
+        A planted LRV week (``LRV_WEEK_HOURS`` or more unexcused) is a week with every scheduled lesson
+        missed, so its timetable is exactly its unexcused hours (docs/alerts.md, LRV).
+        """
+        unexcused, excused = absence.uren_ongeoorloofd.to_numpy(), absence.uren_geoorloofd.to_numpy()
+        timetable = self.timetable_rng.choice([28.0, 30.0, 32.0], size=len(absence))
+        return np.where(unexcused >= LRV_WEEK_HOURS, unexcused, np.maximum(timetable, unexcused + excused))
 
     # -- rows per dataset
 
@@ -1009,7 +1028,8 @@ def _finish(rows: pd.DataFrame, persons: pd.DataFrame, planted: np.ndarray, sort
     return _typed(rows.reset_index(drop=True))
 
 
-BOOLEAN_FIELDS = ("ondersteuningsbehoefte", "opp", "toestemming_ouders", "jeugdhulp_betrokken", "vo_diploma")
+BOOLEAN_FIELDS = ("ondersteuningsbehoefte", "opp", "opp_instemming", "toestemming_ouders", "jeugdhulp_betrokken",
+                  "vo_diploma")
 
 
 def _typed(rows: pd.DataFrame) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 Rendering is ingest run backwards: canonical field -> delivered column (``columns`` inverted),
 canonical code -> the first delivered label that maps to it (the source's own ``codes`` first, then
 the region's ``codelists``; a code without a label is delivered as itself), dates in the source's
-``date_format``, booleans as ja/nee in files and true/false in JSON. Three layouts: CSV text
+``date_format``, booleans as ja/nee in files and true/false in JSON, or as the labels the source or
+the region's ``ja_nee`` list maps onto ja and nee (a support level ``extra``). Three layouts: CSV text
 (every value a string), xlsx cells (real Excel dates under a title block) and JSON records.
 
 Writers are byte-for-byte reproducible: no clock is read, xlsx zip entries get a fixed timestamp.
@@ -23,7 +24,7 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
-from schemas.codelists import CODELIST_OF_FIELD
+from schemas.codelists import BOOLEAN_CODELIST, CODELIST_OF_FIELD
 from settings.region import CsvFormat, Region, Source
 
 Layout = Literal["csv", "xlsx", "json"]
@@ -50,10 +51,11 @@ def delivered_path(source_id: str, source: Source, token: str) -> str:
     return source.location.path.replace("*", token, 1)
 
 
-def labels(field: str, source: Source, region: Region) -> dict[str, str]:
-    """Canonical code -> the first label that maps to it for this source."""
+def labels(field: str, source: Source, region: Region, codelist: str | None = None) -> dict[str, str]:
+    """Canonical code -> the first label that maps to it for this source (``codelist``: the field's own)."""
     out: dict[str, str] = {}
-    for table in (source.codes.get(field, {}), region.codelists.get(CODELIST_OF_FIELD.get(field, ""), {})):
+    codelist = codelist or CODELIST_OF_FIELD.get(field, "")
+    for table in (source.codes.get(field, {}), region.codelists.get(codelist, {})):
         for label, code in table.items():
             out.setdefault(code, label)
     return out
@@ -76,7 +78,11 @@ def render_column(values: pd.Series, field: str, source: Source, region: Region)
     if pd.api.types.is_datetime64_any_dtype(values):
         out = _dates(values, source.date_format, style)
     elif isinstance(values.dtype, pd.BooleanDtype):
-        out = values.map(BOOLEAN_WORDS) if style != "json" else values.astype(object)
+        words = labels(field, source, region, BOOLEAN_CODELIST)
+        if words:
+            out = values.map({flag: words.get(word, word) for flag, word in BOOLEAN_WORDS.items()})
+        else:
+            out = values.map(BOOLEAN_WORDS) if style != "json" else values.astype(object)
     elif pd.api.types.is_numeric_dtype(values):
         out = _numbers(values, style)
     else:

@@ -42,7 +42,6 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     region = load_region(region_path)
     var = var_layout()
 
-
     def stale_tonight(context) -> list[str]:
         """Sources whose newest delivery is older than their cadence: named in the export manifest."""
         config = context.resources.region_config
@@ -72,4 +71,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
                           schedules=[*schedules, freshness_schedule], sensors=sensors, resources=resources)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location Dagster loads (workspace.yaml): built when Dagster asks, not on import, so a
+    process that imports this module for ``build_definitions`` (``swv night``, the demo) loads once."""
+    return build_definitions()

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class NightResult:
 
 
 def night_run_config(evaluation_date: dt.date | None, region_path: str | None = None,
-                     console_level: str = "WARNING", gemeenten: list[str] | None = None) -> dict:
+                     console_level: str = "WARNING", gemeenten: Sequence[str] | None = None) -> dict:
     """Run config: the evaluation date (time travel for replays and tests), the console log level, and
     the municipalities to export (None: all of them).
 
@@ -66,6 +67,12 @@ def _environment_key() -> str:
     return hashlib.sha256(repr(sorted(os.environ.items())).encode()).hexdigest()[:16]
 
 
+def night_definitions(region_path: str | os.PathLike[str]) -> dg.Definitions:
+    """The definitions the night's runs rebuild (``night_job``): passed to ``run_night``, the code
+    location is loaded once for the whole night (``swv night``)."""
+    return _definitions(str(Path(region_path).resolve()), tuple(sorted(os.environ.items())))
+
+
 @functools.lru_cache(maxsize=2)
 def _definitions(region_path: str, environment: tuple[tuple[str, str], ...]) -> dg.Definitions:
     """Built once per region and environment: every run of this process shares them."""
@@ -93,7 +100,7 @@ def run_night(
     instance: dg.DagsterInstance,
     evaluation_date: dt.date | None = None,
     *,
-    gemeenten: list[str] | None = None,
+    gemeenten: Sequence[str] | None = None,
     progress=lambda message: None,
 ) -> NightResult:
     """Run the night (the ``nightly`` job) and report per municipality; ``gemeenten`` limits the exports.

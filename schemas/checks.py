@@ -34,7 +34,7 @@ RULES = (
     "bsn_elfproef", "onderwijsnummer_valid", "one_identifier", "known_school", "brin6_format", "brin4_format",
     "postcode_format", "gemeentecode_format", "agb_format", "crebo_format", "required", "not_in_future",
     "date_order", "advice_not_lowered", "birthdate_plausible", "mojibake", "duplicate_row", "schooljaar_format",
-    "hours_range", "date_parse", "number_parse", "unknown_code",
+    "hours_range", "absence_within_schedule", "date_parse", "number_parse", "unknown_code",
 )
 
 BRIN4 = r"\d{2}[A-Z]{2}"  # domain.md §3, python-stdnum nl.brin
@@ -119,14 +119,16 @@ def brin4_format(series: pd.Series) -> pd.Series:
     return _per_code(series, lambda codes: codes.str.fullmatch(BRIN4))
 
 
-@register_check_method()
-def known_school(series: pd.Series) -> pd.Series:
+@register_check_method(statistics=["registry"])
+def known_school(series: pd.Series, *, registry: tuple[str, ...] | None = None) -> pd.Series:
     """A well-formed BRIN6 must be a location in the DUO school registry (domain.md §3: the registry is DUO's).
 
+    ``registry``: the region's own DUO files (``school_registry``); None is the national registry.
     A malformed code is ``brin6_format``'s failure, not this rule's, so a steward sees one reason.
     """
     def verdict(codes: pd.Series) -> pd.Series:
-        registered = pc.is_in(pa.array(codes, type=pa.large_string()), value_set=_arrow_value_set(known_schools()))
+        schools = _arrow_value_set(known_schools(registry))
+        registered = pc.is_in(pa.array(codes, type=pa.large_string()), value_set=schools)
         return pd.Series(registered.to_numpy(zero_copy_only=False), index=codes.index) | ~codes.str.fullmatch(BRIN6)
 
     return _per_code(series, verdict)
@@ -268,6 +270,16 @@ def birthdate_plausible(
     return age.between(min_age, max_age) | age.isna()
 
 
+@register_check_method(statistics=["column", "excused", "scheduled"], supported_types=pd.DataFrame)
+def absence_within_schedule(frame: pd.DataFrame, *, column: str, excused: str, scheduled: str) -> pd.Series:
+    """Absence in a week (unexcused plus excused hours) is not more than the pupil's scheduled hours that
+    week, where a delivery gives them: a pupil cannot miss lessons that were not on the timetable
+    (domain.md §4.3: VO counts lesson hours). Without scheduled hours the rule has nothing to judge.
+    """
+    absent = frame[column].fillna(0) + frame[excused].fillna(0)
+    return ~(absent > frame[scheduled]).fillna(False).astype(bool)
+
+
 def duplicate_row(raw: pd.DataFrame, fields: list[str]) -> pd.Series:
     """An exact copy (same delivered text in every field) of an earlier row of the same delivery.
 
@@ -330,6 +342,9 @@ RULE_MESSAGES = {
     "crebo_format": "{column} is geen crebocode (5 cijfers)",
     "schooljaar_format": "{column} is geen schooljaar van twee opeenvolgende jaren (zoals 2026-2027)",
     "hours_range": "{column} ligt niet tussen 0 en 40 uur per week",
+    "absence_within_schedule": (
+        "{column} en {excused} samen zijn meer dan de geroosterde uren ({scheduled}) van die week"
+    ),
     "mojibake": "{column} bevat verminkte tekens (UTF-8 gelezen als Windows-1252)",
     "unknown_code": "{column} bevat een code buiten de codelijst {codelist}",
     "required": "{column} is verplicht maar leeg",

@@ -100,6 +100,9 @@ class PoTransfer(Provenance, PupilIdentity, Naw):
     ondersteuningsbehoefte: Series[pd.BooleanDtype] = _f("Pupil needs extra support.")
     opp: Series[pd.BooleanDtype] = _f("Has an ontwikkelingsperspectiefplan (domain.md §2.4).")
     opp_instemming_datum: Series[Date] = _f("Date parents agreed to the OPP handelingsdeel (domain.md §2.4).")
+    opp_instemming: Series[pd.BooleanDtype] = _f(
+        "Parents agreed to the OPP handelingsdeel, for deliveries with yes/no instead of a date (domain.md §2.4)."
+    )
     arrangement: Series[str] = _f("Support arrangement code (e.g. OZA) or empty.")
     tlv_soort: Series[str] = _f(
         "Toelaatbaarheidsverklaring issued: pro, vso or empty (domain.md §2.4).", unknown_code={"codelist": "tlv_soort"}
@@ -171,6 +174,10 @@ class VoAbsence(Provenance):
     uren_geoorloofd: Series[float] = _f(
         "Excused absence (illness, schorsing) in lesson hours that week.", hours_range=()
     )
+    uren_rooster: Series[float] = _f(
+        "Scheduled lesson hours of the pupil that week (rooster); optional, used by LRV (docs/alerts.md).",
+        hours_range=(),
+    )
 
 
 class MboOutflow(Provenance):
@@ -217,6 +224,11 @@ def personal_fields(dataset: str) -> set[str]:
     return {n for n, c in MODELS[dataset].to_schema().columns.items() if (c.metadata or {}).get("personal")}
 
 
+def boolean_fields(dataset: str) -> set[str]:
+    """The yes/no fields of a dataset (parsed from ja/nee words and the ``ja_nee`` labels)."""
+    return {n for n, c in canonical_fields(dataset).items() if str(c.dtype) == "boolean"}
+
+
 def consent_gated_fields(dataset: str) -> set[str]:
     return {n for n, c in MODELS[dataset].to_schema().columns.items() if (c.metadata or {}).get("consent_gated")}
 
@@ -256,6 +268,9 @@ AGE_RANGE = {
 # (definitive, provisional) schooladvies: the definitive one is never lower (domain.md §2.3).
 ADVICE_PAIRS = {"po_transfers": ("definitief_advies", "voorlopig_advies")}
 
+# (unexcused, excused, scheduled) hours of a week: absence never exceeds the scheduled lessons (§4.3).
+SCHEDULED_HOURS = {"vo_absence": ("uren_ongeoorloofd", "uren_geoorloofd", "uren_rooster")}
+
 
 def date_fields(dataset: str) -> list[str]:
     """The date fields of a dataset, in declaration order."""
@@ -283,14 +298,26 @@ def cross_field_checks(dataset: str, *, evaluation_date: dt.date, school_year_st
     if dataset in ADVICE_PAIRS:
         final, provisional = ADVICE_PAIRS[dataset]
         checks.append(pa.Check.advice_not_lowered(column=final, provisional=provisional))
+    if dataset in SCHEDULED_HOURS:
+        absent, excused, scheduled = SCHEDULED_HOURS[dataset]
+        checks.append(pa.Check.absence_within_schedule(column=absent, excused=excused, scheduled=scheduled))
     return checks
 
 
-def dataset_schema(dataset: str, *, evaluation_date: dt.date, school_year_start: str = "08-01") -> pa.DataFrameSchema:
-    """The whole contract of a dataset on one evaluation date: the model plus its cross-field rules."""
+def dataset_schema(dataset: str, *, evaluation_date: dt.date, school_year_start: str = "08-01",
+                   school_registry: list[str] | None = None) -> pa.DataFrameSchema:
+    """The whole contract of a dataset on one evaluation date: the model plus its cross-field rules.
+
+    ``school_registry``: the region's own DUO files for ``known_school`` (None: the national registry).
+    """
     schema = copy.deepcopy(MODELS[dataset].to_schema())
     schema.checks = [
         *schema.checks,
         *cross_field_checks(dataset, evaluation_date=evaluation_date, school_year_start=school_year_start),
     ]
+    if school_registry:
+        registry = tuple(school_registry)
+        for column in schema.columns.values():
+            column.checks = [pa.Check.known_school(registry=registry) if check.name == "known_school" else check
+                             for check in column.checks]
     return schema

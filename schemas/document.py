@@ -18,15 +18,43 @@ EXAMPLES = {
     "ouder_email": "ouder@example.nl", "ouder_telefoon": "0612345678", "po_brin6": "12AB00", "vo_brin6": "02VA00",
     "aanmelddatum": "27-03-2026", "schooljaar": "2026-2027", "voorlopig_advies": "VMBO GT-HAVO",
     "toets_advies": "HAVO", "definitief_advies": "HAVO", "ondersteuningsbehoefte": "ja", "opp": "nee",
-    "opp_instemming_datum": "02-02-2026", "arrangement": "OZA", "tlv_soort": "TLV PrO", "tlv_datum": "15-05-2026",
+    "opp_instemming_datum": "02-02-2026", "opp_instemming": "ja",
+    "arrangement": "OZA", "tlv_soort": "TLV PrO", "tlv_datum": "15-05-2026",
     "cluster": "2", "toestemming_ouders": "ja", "toestemming_datum": "10-02-2026",
     "ondersteuning_details": "korte instructie, extra tijd bij toetsen", "jeugdhulp_betrokken": "nee",
     "verwijzer": "02", "productcategorie": "45", "zorgaanbieder_agb": "12345678", "besluitdatum": "2026-06-01",
     "intakedatum": "2026-06-20", "startdatum": "2026-07-15", "einddatum": "", "reden_beeindiging": "31",
     "leerjaar": "2", "onderwijsniveau": "VMBO GT", "inschrijfdatum": "01-08-2025", "uitschrijfdatum": "",
     "vrijstelling": "art. 5 onder a", "week_start": "07-09-2026", "uren_ongeoorloofd": "4", "uren_geoorloofd": "2,5",
+    "uren_rooster": "28",
     "vo_niveau": "VMBO KL", "vo_diploma": "true", "uitstroomdatum": "2026-07-31", "mbo_brin": "25PW",
     "crebo": "25180", "mbo_niveau": "2", "vva_status": "ingeschreven", "status_datum": "2026-08-20",
+}
+
+# Delivery shapes found in practice and the region-file keys that take them (docs/configuration.md).
+SHAPES = {
+    "po_transfers": [
+        "**Yes/no fields as labels.** `ondersteuningsbehoefte`, `opp`, `opp_instemming`, `toestemming_ouders` and "
+        "`jeugdhulp_betrokken` take ja/nee words, and any label the region file maps onto `ja` or `nee`: a support "
+        "level per source, `codes: {ondersteuningsbehoefte: {geen: nee, basis: nee, extra: ja}}`; consent words for "
+        "every source, `codelists: {ja_nee: {akkoord: ja, geweigerd: nee}}`.",
+        "**OPP instemming as yes/no.** A partner that delivers whether parents agreed to the OPP, not when, maps "
+        "that column onto `opp_instemming` (e.g. `Instemming OPP: opp_instemming`); a `ja` there counts as "
+        "instemming for the `OPP_ZONDER_INSTEMMING` signal (docs/handover.md).",
+    ],
+    "vo_absence": [
+        "**Scheduled hours.** `uren_rooster` is optional (e.g. `Uren rooster: uren_rooster`). Where it is "
+        "delivered, an LRV week is one in which every scheduled hour was missed without permission, and absence "
+        "above it is quarantined (`absence_within_schedule`); where it is not, 20 unexcused hours stand for a "
+        "whole week (`alerts.lrv_week_hours`, docs/alerts.md).",
+    ],
+    "mbo_outflow": [
+        "**Status history without an application date.** A VVA feed with one row per status change and no "
+        "separate application date leaves `aanmelddatum` unmapped and asks for it to be derived: "
+        "`derive: {aanmelddatum: first_status_date}` gives every row of an application (pupil, `mbo_brin`, "
+        "`crebo`) the date of its first status. A feed of the latest status alone cannot show the application "
+        "date: do not derive it there.",
+    ],
 }
 
 
@@ -70,6 +98,9 @@ def sources_markdown(region: Region) -> str:
                 f"| `{name}` | {_type(column)} | {'yes' if not column.nullable else 'no'} | "
                 f"{column.description}{tags} | {EXAMPLES.get(name, '')} | " + " | ".join(delivered) + " |"
             )
+        if dataset in SHAPES:
+            lines += ["", "Delivery shapes found in practice (region-file keys in configuration.md):", ""]
+            lines += [f"- {shape}" for shape in SHAPES[dataset]]
     return "\n".join(lines) + "\n"
 
 

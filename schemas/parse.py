@@ -7,6 +7,11 @@ every value that is present but does not parse as a failure of that row and colu
 rules ``date_parse``, ``number_parse`` or ``unknown_code``. The parsed value becomes NA, so the
 checks that follow judge the rest of the row without reporting the same cell twice.
 
+Two delivery shapes are completed here, each where the region file asks for it: yes/no fields
+delivered as labels (support levels ``geen/basis/extra``, consent ``akkoord/geweigerd``) are mapped
+through the code lists like codes are, and a field a source leaves empty may be derived
+(``sources.<id>.derive``, ``DERIVATIONS``): the VVA application date from the first status.
+
 Normalisation that is not a judgement happens here too: identifiers lose spaces and dots and are
 upper-cased (``' 1234 ab'`` is the postcode ``1234AB``), CBS padding is stripped from gemeente
 codes, text is stripped. Whether the result is *valid* is for ``schemas.checks`` to say.
@@ -23,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.codelists import CODELIST_OF_FIELD, canonical_codes
+from schemas.codelists import BOOLEAN_CODELIST, CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
 from schemas.frames import COLUMNS_IN_THREADS_FROM_ROWS, per_distinct
 from settings.region import Region, Source
@@ -44,6 +49,10 @@ PARSE_RULES = {
     "code": "unknown_code",
 }
 UNKNOWN_CODE_COLUMNS = ["source_id", "column", "label", "rows"]
+# Per dataset and field, the derivations a source may ask for (``derive``) and the fields each reads.
+DERIVATIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    "mbo_outflow": {"aanmelddatum": {"first_status_date": ("status_datum",)}},
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,11 @@ def parse_dataset(dataset: str, raw: pd.DataFrame, region: Region) -> ParseResul
     else:
         parsed = [parse(item) for item in fields]
     frame = pd.DataFrame({name: field.values for (name, _), field in zip(fields, parsed)}, index=raw.index)
+    for source_id, rows in groups.items():
+        for name, how in sources[source_id].derive.items():
+            # Derived only where the delivery left the field empty: a delivered value, even a bad one, is judged.
+            empty = rows[_blank_to_na(raw.loc[rows, name]).isna().to_numpy()] if name in raw.columns else rows
+            frame.loc[empty, name] = DERIVE[how](frame, rows).loc[empty]
     for name in PROVENANCE_COLUMNS:
         frame[name] = raw[name].astype("int64") if name == "delivery_row" else raw[name].astype("str")
     return ParseResult(
@@ -109,7 +123,7 @@ def _parse_field(name: str, column, raw: pd.DataFrame, groups: dict[str, pd.Inde
     elif kind == "decimal":
         parsed = parse_decimals(text)
     elif kind == "boolean":
-        parsed = parse_booleans(text)
+        parsed = parse_booleans(text, name, groups, sources, region)
     elif kind == "code":
         parsed = parse_codes(text, name, groups, sources, region)
     else:
@@ -118,7 +132,8 @@ def _parse_field(name: str, column, raw: pd.DataFrame, groups: dict[str, pd.Inde
     if kind not in PARSE_RULES or not failed.any():
         return _ParsedField(parsed, None, None)
     message = _failure_message(name, kind, raw.loc[failed, "source_id"], sources)
-    unknown = _label_counts(text[failed], raw.loc[failed, "source_id"], name) if kind == "code" else None
+    labelled = kind in ("code", "boolean")
+    unknown = _label_counts(text[failed], raw.loc[failed, "source_id"], name) if labelled else None
     return _ParsedField(parsed, _failures(failed, name, PARSE_RULES[kind], message), unknown)
 
 
@@ -171,10 +186,43 @@ def parse_decimals(text: pd.Series) -> pd.Series:
     return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
 
 
-def parse_booleans(text: pd.Series) -> pd.Series:
-    """ja/nee, j/n, yes/no, true/false, 1/0, and x for a ticked box; case does not matter."""
-    truth = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
-    return per_distinct(text, lambda words: words.str.lower().map(truth).astype("boolean"))
+def parse_booleans(text: pd.Series, field: str = "", groups: dict[str, pd.Index] | None = None,
+                   sources: dict[str, Source] | None = None, region: Region | None = None) -> pd.Series:
+    """ja/nee, j/n, yes/no, true/false, 1/0, and x for a ticked box; case does not matter.
+
+    Per source, labels the region maps onto ``ja``/``nee`` (``codelists.ja_nee``) and the source's
+    own (``sources.<id>.codes.<field>``, which win) are yes/no values too: a support level
+    ``geen/basis/extra`` or a consent ``akkoord/geweigerd``.
+    """
+    words = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
+    if not groups:
+        return per_distinct(text, lambda labels: _label_key(labels).map(words).astype("boolean"))
+    shared = region.codelists.get(BOOLEAN_CODELIST, {}) if region is not None else {}
+    parsed = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    for source_id, rows in groups.items():
+        labels = shared | sources[source_id].codes.get(field, {})
+        truth = words | {_label_key_of(label): code == "ja" for label, code in labels.items()}
+        parsed.loc[rows] = per_distinct(text.loc[rows], lambda values: _label_key(values).map(truth).astype("boolean"))
+    return parsed
+
+
+def first_status_date(frame: pd.DataFrame, rows: pd.Index) -> pd.Series:
+    """The application date of a VVA record is the date of its first status (domain.md §6).
+
+    For partners that deliver the status history (one row per status, the first one 'aanmelding
+    ontvangen') without a separate application date. An application is one pupil (BSN, else
+    onderwijsnummer) at one MBO institution for one programme (``mbo_brin``, ``crebo``); its rows
+    all get the earliest ``status_datum``. A delivery of the latest status alone cannot show the
+    application date: then this is the date of that status (docs/configuration.md says so).
+    """
+    part = frame.loc[rows]
+    pupil = part["bsn"].fillna(part["onderwijsnummer"])
+    keys = [pupil.rename("pupil"), *(part[name] for name in ("mbo_brin", "crebo"))]
+    first = part["status_datum"].groupby(keys, dropna=False).transform("min")
+    return first.where(pupil.notna())
+
+
+DERIVE = {"first_status_date": first_status_date}
 
 
 def parse_codes(
@@ -296,7 +344,8 @@ def _failure_message(name: str, kind: str, source_ids: pd.Series, sources: dict[
     return {
         "integer": f"{name} is geen geheel getal",
         "decimal": f"{name} is geen getal",
-        "boolean": f"{name} is geen ja/nee-waarde (ja, nee, j, n, yes, no, true, false, 1, 0 of x)",
+        "boolean": f"{name} is geen ja/nee-waarde (ja, nee, j, n, yes, no, true, false, 1, 0, x of een label "
+                   f"uit codelists.ja_nee of de codes van de bron)",
         "code": f"{name}: label staat niet in codelijst {CODELIST_OF_FIELD.get(name)} of in de labels van de bron",
     }[kind]
 

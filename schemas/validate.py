@@ -107,7 +107,8 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         duplicates = helper.submit(_duplicate_failures, dataset, accepted)
         parsed = parse_dataset(dataset, accepted, region)
         schema = dataset_schema(
-            dataset, evaluation_date=evaluation_date, school_year_start=region.calendar.school_year_start
+            dataset, evaluation_date=evaluation_date, school_year_start=region.calendar.school_year_start,
+            school_registry=region.school_registry,
         )
         checked = _without_parse_failures(check_failures(schema, parsed.frame), parsed.failures)
         failures = pd.concat([parsed.failures, checked, duplicates.result()], ignore_index=True)

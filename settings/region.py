@@ -149,6 +149,10 @@ class Source(_Strict):
         description="Per canonical field, extra label -> canonical code entries on top of the region's code lists.",
     )
     cadence: Cadence = Cadence()
+    derive: dict[str, str] = Field(
+        default_factory=dict,
+        description="Canonical field -> how to derive it where the delivery leaves it empty (docs/configuration.md).",
+    )
 
     @field_validator("columns")
     @classmethod
@@ -227,7 +231,16 @@ class Region(_Strict):
     codelists: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
     )
+    school_registry: list[str] | None = Field(
+        default=None,
+        description="The SWV's own DUO school file(s), relative to the region file; None: the national registry.",
+    )
     sources: dict[str, Source] = Field(min_length=1)
+
+    @field_validator("school_registry", mode="before")
+    @classmethod
+    def _one_or_more_files(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @field_validator("sources")
     @classmethod
@@ -248,6 +261,9 @@ class Region(_Strict):
             if source.dataset == "youth_care_waitlist" and source.gemeente is None:
                 raise ValueError(f"sources.{name}.gemeente: a youth_care_waitlist source must name its gemeente")
             _check_columns(name, source)
+            _check_codes(f"sources.{name}.codes", source.dataset, source.codes)
+            _check_derivations(name, source)
+        _check_codelists(self.codelists)
         return self
 
     @property
@@ -283,6 +299,56 @@ def _check_columns(name: str, source: Source) -> None:
     missing = [f for f, col in fields.items() if not col.nullable and f not in source.columns.values()]
     if missing:
         raise ValueError(f"sources.{name}.columns: required field(s) {missing} of {source.dataset} are not mapped")
+
+
+def _check_codes(key: str, dataset: str, codes: dict[str, dict[str, str]]) -> None:
+    """A source's own labels: each on a code or yes/no field of its dataset, onto a canonical value."""
+    from schemas.codelists import BOOLEAN_CODES, CODELIST_OF_FIELD, canonical_codes
+    from schemas.datasets import boolean_fields, canonical_fields
+
+    fields = canonical_fields(dataset)
+    for field, labels in codes.items():
+        if field in CODELIST_OF_FIELD and field in fields:
+            allowed = canonical_codes(CODELIST_OF_FIELD[field])
+        elif field in boolean_fields(dataset):
+            allowed = frozenset(BOOLEAN_CODES)
+        else:
+            raise ValueError(f"{key}.{field}: not a code or yes/no field of {dataset} (docs/configuration.md)")
+        _check_targets(f"{key}.{field}", labels, allowed)
+
+
+def _check_codelists(codelists: dict[str, dict[str, str]]) -> None:
+    """The region's code lists: known list names, labels onto canonical codes (``ja_nee``: ja or nee)."""
+    from schemas.codelists import BOOLEAN_CODELIST, BOOLEAN_CODES, CODELIST_OF_FIELD, canonical_codes
+
+    known = sorted({*CODELIST_OF_FIELD.values(), BOOLEAN_CODELIST})
+    for name, labels in codelists.items():
+        if name not in known:
+            raise ValueError(f"codelists.{name}: not a code list (one of: {', '.join(known)})")
+        allowed = frozenset(BOOLEAN_CODES) if name == BOOLEAN_CODELIST else canonical_codes(name)
+        _check_targets(f"codelists.{name}", labels, allowed)
+
+
+def _check_targets(key: str, labels: dict[str, str], allowed: frozenset[str]) -> None:
+    wrong = sorted({code for code in labels.values() if code not in allowed})
+    if wrong:
+        raise ValueError(f"{key}: {wrong} not among the canonical values ({', '.join(sorted(allowed))})")
+
+
+def _check_derivations(name: str, source: Source) -> None:
+    """Each derivation is one the dataset knows, and the fields it derives from are mapped."""
+    from schemas.parse import DERIVATIONS
+
+    mapped = set(source.columns.values())
+    for field, how in source.derive.items():
+        known = DERIVATIONS.get(source.dataset, {}).get(field, {})
+        if how not in known:
+            offered = [f"{f}: {h}" for f, ways in DERIVATIONS.get(source.dataset, {}).items() for h in ways]
+            raise ValueError(f"sources.{name}.derive.{field}: {how!r} is not a derivation of {source.dataset} "
+                             f"(known: {', '.join(offered) or 'none'})")
+        missing = [needed for needed in known[how] if needed not in mapped]
+        if missing:
+            raise ValueError(f"sources.{name}.derive.{field}: {how} needs the field(s) {missing} mapped in columns")
 
 
 def _expand_env(node: object) -> object:
@@ -327,9 +393,24 @@ def load_region(path: str | os.PathLike[str]) -> Region:
         raise RegionConfigError(f"{path}: the top level must be a mapping with keys swv, gemeenten, sources")
     try:
         raw = _expand_env(raw)
-        return Region.model_validate(raw)
+        region = Region.model_validate(raw)
     except RegionConfigError as exc:
         raise RegionConfigError(f"{path}: {exc}") from exc
     except ValidationError as exc:
         problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
         raise RegionConfigError(f"{path}: invalid region configuration:\n{problems}") from None
+    if region.school_registry:
+        region = region.model_copy(update={"school_registry": _registry_files(path, region.school_registry)})
+    return region
+
+
+def _registry_files(region_path: Path, files: list[str]) -> list[str]:
+    """The region's own school files as absolute paths (relative ones from the region file's folder), each usable."""
+    from schemas.codelists import SchoolRegistryError, known_schools
+
+    resolved = [str((region_path.parent / name).resolve()) for name in files]
+    try:
+        known_schools(resolved)
+    except SchoolRegistryError as exc:
+        raise RegionConfigError(f"{region_path}: school_registry: {exc}") from None
+    return resolved

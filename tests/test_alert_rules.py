@@ -66,10 +66,12 @@ class Night:
             "onderwijsniveau": "vmbo_gt",
             "inschrijfdatum": _d(since), "uitschrijfdatum": _d(until), "vrijstelling": vrijstelling})
 
-    def absent(self, bsn: str, weeks: list[str], hours: float, *, school: str = "01AB00") -> None:
+    def absent(self, bsn: str, weeks: list[str], hours: float, *, school: str = "01AB00",
+               scheduled: float | None = None) -> None:
         for week in weeks:
             self.rows["vo_absence"].append({"bsn": bsn, "vo_brin6": school, "week_start": _d(week),
-                                            "uren_ongeoorloofd": float(hours), "uren_geoorloofd": 0.0})
+                                            "uren_ongeoorloofd": float(hours), "uren_geoorloofd": 0.0,
+                                            "uren_rooster": scheduled})
 
     def transfer(self, bsn: str, schooljaar: str = "2026-2027", *, vo_brin6: str | None = "01AB00") -> None:
         p = self._person(bsn)
@@ -264,6 +266,35 @@ def test_lrv_fires_after_more_than_four_consecutive_school_weeks_of_20_hours():
     row = alert(night.alerts(), key, "LRV")
     assert (row["weeks"], row["episode_start"]) == (5, pd.Timestamp("2026-08-31"))
     assert "V16" not in reasons(night.alerts(), key)  # the higher rung replaces the early warning
+
+
+def test_with_scheduled_hours_an_lrv_week_is_one_with_every_scheduled_lesson_missed():
+    night = Night()
+    key = night.pupil("100000001")
+    night.enrolled("100000001")
+    night.absent("100000001", mondays("2026-08-31", "2026-09-28"), 16, scheduled=16)  # a part-time timetable
+    row = alert(night.alerts(), key, "LRV")
+    assert (row["weeks"], row["episode_start"]) == (5, pd.Timestamp("2026-08-31"))
+    assert "alle geroosterde lesuren" in row["detail"]
+
+
+def test_with_scheduled_hours_twenty_hours_of_a_longer_timetable_is_no_lrv_week():
+    night = Night()
+    key = night.pupil("100000001")
+    night.enrolled("100000001")
+    night.absent("100000001", mondays("2026-08-31", "2026-09-28"), 24, scheduled=30)
+    assert "LRV" not in reasons(night.alerts(), key)
+
+
+def test_without_scheduled_hours_twenty_unexcused_hours_stand_for_a_whole_week():
+    night = Night()
+    key = night.pupil("100000001")
+    night.enrolled("100000001")
+    night.absent("100000001", mondays("2026-08-31", "2026-09-21"), 30, scheduled=30)
+    night.absent("100000001", ["2026-09-28"], 20)  # this school's export has no timetable
+    row = alert(night.alerts(), key, "LRV")
+    assert row["weeks"] == 5
+    assert "ten minste 20 uur" in row["detail"]
 
 
 def test_lrv_does_not_fire_after_four_weeks():

@@ -31,7 +31,7 @@ REGION_FILE = PROJECT_ROOT / "regions" / "vo2203.yaml"
 SMALL = 2_000
 REASONS = {"ABS", "LRV", "V16", "T3M", "PO_GEEN_VO", "MBO_GEEN_AANMELDING", "MBO_NIET_INGESCHREVEN",
            "JZ_WACHT_VERZUIM", "DOORSTROOMPUNT"}
-KNOWN_SCHOOLS = set(pd.read_csv(PROJECT_ROOT / "reference" / "duo_schoolvestigingen_drenthe_overijssel_2024.csv",
+KNOWN_SCHOOLS = set(pd.read_csv(PROJECT_ROOT / "reference" / "duo_schoolvestigingen_nl_2024.csv",
                                 dtype=str).vestigingscode)
 CREBOS = set(pd.read_csv(PROJECT_ROOT / "reference" / "mbo_kwalificaties_crebo_2015.csv", dtype=str).crebo)
 ADVICE = ("pro", "vso", "vmbo_b", "vmbo_b_k", "vmbo_k", "vmbo_k_gt", "vmbo_gt", "vmbo_gt_havo", "havo", "havo_vwo", "vwo")
@@ -99,7 +99,8 @@ def read_delivery(root: Path, source_id: str, source: Source) -> pd.DataFrame:
                                  columns=list(source.columns), dtype=object)
         else:
             encoding = "utf-8" if fmt.encoding == "auto" else fmt.encoding
-            frame = pd.read_csv(path, sep=fmt.delimiter, encoding=encoding, dtype=str, keep_default_na=False).astype(object)
+            frame = pd.read_csv(path, sep=fmt.delimiter or ";", encoding=encoding, dtype=str,
+                                keep_default_na=False).astype(object)
             frame = frame.where(frame != "", None)
         parts.append(frame.assign(_delivery=path.relative_to(root).as_posix(), _row=range(1, len(frame) + 1)))
     return pd.concat(parts, ignore_index=True)
@@ -464,7 +465,11 @@ def test_each_defect_kind_appears_as_often_as_planned(demo):
     by_source = defaultdict(lambda: defaultdict(int))
     for defect in demo.truth["defects"]:
         by_source[demo.region.sources[defect["source_id"]].dataset][defect["kind"]] += 1
-    assert {kind for counts in by_source.values() for kind in counts} == {d.kind for d in DEFECTS}
+    # Every kind appears that the region's sources can carry (not the ones about unmapped optional fields).
+    applicable = {d.kind for dataset in DATASETS
+                  for d in applicable_defects(list(demo.region.sources_for(dataset).values()))}
+    assert {kind for counts in by_source.values() for kind in counts} == applicable
+    assert {d.kind for d in DEFECTS} - applicable == {"absence_above_schedule"}
     for dataset in DATASETS:
         kinds = [d.kind for d in applicable_defects(list(demo.region.sources_for(dataset).values()))]
         delivered_rows = sum(s["rows"] for s in demo.counts["sources"].values() if s["dataset"] == dataset)
@@ -556,3 +561,76 @@ def test_a_region_with_other_alert_thresholds_is_refused_rather_than_given_a_wro
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValueError, match="default thresholds"):
         generate_region(load_region(path), tmp_path / "sources", tmp_path / "truth.json", pupils=500)
+
+
+# --------------------------------------------------------------------------- any region in the country
+
+
+@pytest.fixture(scope="module")
+def elsewhere(tmp_path_factory) -> Generated:
+    """SWV VO2507 (Nijmegen, Land van Cuijk, north Limburg) as `swv init` writes it, with three delivery shapes:
+    support levels as labels, a VVA status history without application dates, weekly scheduled hours."""
+    from settings.onboarding import starter_region_yaml, swv_area
+
+    root = tmp_path_factory.mktemp("vo2507")
+    raw = yaml.safe_load(starter_region_yaml(swv_area("VO2507")))
+    raw["reference_date"] = "2026-10-05"
+    raw["sources"]["po_overdracht"]["codes"] = {"ondersteuningsbehoefte": {"geen": "nee", "extra": "ja"}}
+    del raw["sources"]["mbo_vva"]["columns"]["aanmelddatum"]
+    raw["sources"]["mbo_vva"]["derive"] = {"aanmelddatum": "first_status_date"}
+    path = root / "vo2507.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return generate(load_region(path), root, pupils=1500)
+
+
+def _files(generated: Generated, source_id: str) -> pd.DataFrame:
+    return read_delivery(generated.sources, source_id, generated.region.sources[source_id])
+
+
+def test_a_region_elsewhere_gets_its_own_real_schools(elsewhere):
+    registry = pd.read_csv(PROJECT_ROOT / "reference" / "duo_schoolvestigingen_nl_2024.csv", dtype=str)
+    mine = registry[registry.gemeentecode.isin(elsewhere.region.gemeente_codes)]
+    defective = {(d["delivery"], d["row"]) for d in elsewhere.truth["defects"]
+                 if d["field"] in ("vo_brin6", "po_brin6")}
+
+    def clean_codes(source_id: str, field: str) -> set[str]:
+        frame = _files(elsewhere, source_id)
+        keep = [(f, r) not in defective for f, r in zip(frame._delivery, frame._row)]
+        return set(frame.loc[keep, field].dropna())
+
+    assert clean_codes("vo_inschrijvingen", "vo_brin6") <= set(mine.vestigingscode[mine.sector == "VO"])
+    assert clean_codes("po_overdracht", "po_brin6") <= set(mine.vestigingscode[mine.sector.isin(["BAO", "SBAO"])])
+    assert len(clean_codes("vo_inschrijvingen", "vo_brin6")) > 20
+
+
+def test_pupils_live_in_every_municipality_of_the_region_merged_ones_included(elsewhere):
+    enrolled = _files(elsewhere, "vo_inschrijvingen")
+    assert set(elsewhere.region.gemeente_codes) <= set(enrolled.woongemeente_code)
+    from settings.onboarding import pc4_municipalities
+
+    areas = pc4_municipalities()
+    cuijk = set(areas.pc4[areas.gemeentecode == "GM1982"])  # Land van Cuijk: five municipalities of 2015
+    living = enrolled[enrolled.woongemeente_code == "GM1982"].postcode.dropna().str[:4]
+    assert set(living) <= cuijk and len(set(living)) > 5
+
+
+def test_yes_no_fields_are_delivered_with_the_labels_the_region_maps(elsewhere):
+    assert set(_files(elsewhere, "po_overdracht").ondersteuningsbehoefte.dropna()) == {"geen", "extra"}
+
+
+def test_a_status_history_starts_each_application_with_its_first_status(elsewhere):
+    vva = _files(elsewhere, "mbo_vva").dropna(subset=["mbo_brin"])
+    assert "aanmelddatum" not in vva.columns
+    applications = vva.groupby(["bsn", "mbo_brin", "crebo"], dropna=False)
+    first = vva.loc[applications.status_datum.idxmin()]
+    assert (first.vva_status == "aanmelding_ontvangen").mean() > 0.95  # the rest: a spoiled first row
+    assert (applications.size() >= 2).mean() > 0.5
+
+
+def test_scheduled_hours_cover_each_weeks_absence(elsewhere):
+    absence = _files(elsewhere, "vo_verzuim")
+    defective = {(d["delivery"], d["row"]) for d in elsewhere.truth["defects"] if d["source_id"] == "vo_verzuim"}
+    absence = absence[[(f, r) not in defective for f, r in zip(absence._delivery, absence._row)]]
+    hours = absence[["uren_ongeoorloofd", "uren_geoorloofd", "uren_rooster"]].astype(float)
+    assert (hours.uren_ongeoorloofd + hours.uren_geoorloofd <= hours.uren_rooster).all()
+    assert "absence_within_schedule" in {d["rule"] for d in elsewhere.truth["defects"]}

@@ -242,7 +242,7 @@ def test_with_consent_the_gated_fields_are_filled(outbox: Outbox):
 @given(st.lists(st.tuples(st.sampled_from([True, False, None]), st.booleans()), min_size=1, max_size=12))
 def test_gated_fields_are_filled_exactly_when_consent_is_true_and_dated(consents):
     rows = [transfer(None, f"P{i}", onderwijsnummer=None, toestemming_ouders=given_, ondersteuning_details=f"d{i}",
-                     jeugdhulp_betrokken=True, opp_instemming_datum=pd.Timestamp("2026-01-02"),
+                     jeugdhulp_betrokken=True, opp_instemming=True, opp_instemming_datum=pd.Timestamp("2026-01-02"),
                      toestemming_datum=pd.Timestamp("2026-03-01") if dated else None)
             for i, (given_, dated) in enumerate(consents)]
     frame = po_transfers(rows)
@@ -286,6 +286,11 @@ def test_opp_zonder_instemming_fires_for_an_opp_without_instemming_date():
     assert signals([transfer(ANNA, "A", opp=True),
                     transfer(BRAM, "B", opp=True, opp_instemming_datum=pd.Timestamp("2026-01-10")),
                     transfer(CAS, "C", opp=False)]) == {"A": "OPP_ZONDER_INSTEMMING", "B": None, "C": None}
+
+
+def test_an_instemming_delivered_as_yes_without_a_date_counts_as_instemming():
+    assert signals([transfer(ANNA, "A", opp=True, opp_instemming=True),
+                    transfer(BRAM, "B", opp=True, opp_instemming=False)]) == {"A": None, "B": "OPP_ZONDER_INSTEMMING"}
 
 
 def test_opp_zonder_instemming_is_counted_but_not_shown_without_consent():

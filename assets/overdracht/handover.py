@@ -36,16 +36,16 @@ SCHOOL_YEAR = re.compile(r"^\d{4}-\d{4}$")
 YEAR = re.compile(r"^\d{4}$")
 
 # The dossier fields that go to a school only with the parents' consent: the ones the canonical model
-# marks consent-gated, plus the date parents agreed to the OPP handelingsdeel, which is OPP content
-# (domain.md §2.4: "discuss with parents whether the OPP may be transferred").
-CONSENT_FIELDS = (*sorted(consent_gated_fields("po_transfers")), "opp_instemming_datum")
+# marks consent-gated, plus whether (and when) parents agreed to the OPP handelingsdeel, which is OPP
+# content (domain.md §2.4: "discuss with parents whether the OPP may be transferred").
+CONSENT_FIELDS = (*sorted(consent_gated_fields("po_transfers")), "opp_instemming", "opp_instemming_datum")
 GEEN_TOESTEMMING = "geen toestemming"
 GEEN_GEGEVENS = "geen gegevens"
 
 # Signal code -> what the school and the SWV read (docs/handover.md).
 FLAGS = {
     "TLV_ONTBREEKT": "Definitief advies pro of vso, maar geen TLV na de TLV-datum",
-    "OPP_ZONDER_INSTEMMING": "OPP zonder datum van instemming ouders met het handelingsdeel",
+    "OPP_ZONDER_INSTEMMING": "OPP zonder instemming (of datum ervan) van de ouders met het handelingsdeel",
     "CLUSTER_LANDELIJK": "Cluster 1 of 2: toelating via de landelijke instelling, geen TLV van het SWV",
 }
 # Signals derived from a consent-gated field: on a pupil's row only with consent (counted always).
@@ -88,6 +88,7 @@ PO_VO_COLUMNS = {
     "definitief_advies": "Definitief advies",
     "ondersteuningsbehoefte": "Extra ondersteuning",
     "opp": "OPP",
+    "opp_instemming": "Instemming OPP",
     "opp_instemming_datum": "Datum instemming OPP",
     "arrangement": "Arrangement",
     "tlv_soort": "TLV",
@@ -113,6 +114,7 @@ VO_MBO_COLUMNS = {
     "status_datum": "Datum status",
     "ondersteuningsbehoefte": "Extra ondersteuning",
     "opp": "OPP",
+    "opp_instemming": "Instemming OPP",
     "opp_instemming_datum": "Datum instemming OPP",
     "arrangement": "Arrangement",
     "toestemming_ouders": "Toestemming ouders",
@@ -122,8 +124,8 @@ VO_MBO_COLUMNS = {
     "reden_leeg": "Reden leeg",
 }
 # What a pupil's PO record contributes to the VO -> MBO handover.
-SUPPORT_FIELDS = ("ondersteuningsbehoefte", "opp", "opp_instemming_datum", "arrangement", "toestemming_ouders",
-                  "toestemming_datum", "ondersteuning_details", "jeugdhulp_betrokken")
+SUPPORT_FIELDS = ("ondersteuningsbehoefte", "opp", "opp_instemming", "opp_instemming_datum", "arrangement",
+                  "toestemming_ouders", "toestemming_datum", "ondersteuning_details", "jeugdhulp_betrokken")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,11 +191,13 @@ def tlv_missing(frame: pd.DataFrame, *, evaluation_date: pd.Timestamp, tlv_deadl
 
 
 def opp_without_instemming(frame: pd.DataFrame) -> pd.Series:
-    """``OPP_ZONDER_INSTEMMING``: an OPP without the date parents agreed to its handelingsdeel.
+    """``OPP_ZONDER_INSTEMMING``: an OPP without parents' agreement to its handelingsdeel: neither its
+    date nor, from a partner that delivers it as yes/no, a ``ja`` (``opp_instemming``).
 
     Parents have instemmingsrecht on the handelingsdeel since 1 August 2017 (domain.md §2.4).
     """
-    return frame["opp"].fillna(False).astype(bool) & frame["opp_instemming_datum"].isna()
+    agreed = frame["opp_instemming_datum"].notna() | frame["opp_instemming"].fillna(False).astype(bool)
+    return frame["opp"].fillna(False).astype(bool) & ~agreed
 
 
 def handover_flags(frame: pd.DataFrame, *, evaluation_date: pd.Timestamp, tlv_deadline: str) -> pd.DataFrame:

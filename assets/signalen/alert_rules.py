@@ -423,26 +423,48 @@ def _weekly_absence(vo_absence: pd.DataFrame, pupils: PupilIndex, school_weeks: 
                     evaluation_date: dt.date) -> pd.DataFrame:
     """Unexcused hours per pupil and complete school week before ``E``; holiday weeks dropped.
 
-    Columns ``pupil``, ``monday``, ``week`` (``SchoolWeeks.number``) and ``hours``, sorted by pupil and week.
+    Columns ``pupil``, ``monday``, ``week`` (``SchoolWeeks.number``), ``hours`` and ``scheduled``
+    (the week's scheduled lesson hours, ``uren_rooster``; NaN unless every row of that week has
+    them), sorted by pupil and week; only weeks with unexcused hours.
     """
     hours = vo_absence["uren_ongeoorloofd"].to_numpy(dtype=float, na_value=0.0)
+    scheduled = (vo_absence["uren_rooster"].to_numpy(dtype=float, na_value=np.nan)
+                 if "uren_rooster" in vo_absence.columns else np.full(len(hours), np.nan))
     monday = monday_of(_days(vo_absence["week_start"]))
-    keep = (hours > 0) & (monday >= _EPOCH_MONDAY) & (monday <= school_weeks.last_complete(evaluation_date))
+    # A row without absence still counts for its scheduled hours (a pupil at two schools in one week).
+    keep = (((hours > 0) | ~np.isnan(scheduled)) & (monday >= _EPOCH_MONDAY)
+            & (monday <= school_weeks.last_complete(evaluation_date)))
     keep[keep] = school_weeks.is_school_week(monday[keep])
     position = pupils.positions(vo_absence.loc[keep, [c for c in KEY_FIELDS if c in vo_absence.columns]])
     known = position >= 0
-    position, monday, hours = position[known], monday[keep][known], hours[keep][known]
+    position, monday = position[known], monday[keep][known]
+    hours, scheduled = hours[keep][known], scheduled[keep][known]
     # One integer per (pupil, week) so the sum is a sort and a bincount. Two schools (or two rows)
     # in one week add up: the pupil missed both.
     week_of_epoch = (monday - _EPOCH_MONDAY).astype(np.int64) // 7  # < 2**16 until the year 3226
     combined, inverse = np.unique((position << 16) | week_of_epoch, return_inverse=True)
     mondays = _EPOCH_MONDAY + 7 * (combined & 0xFFFF)
-    return pd.DataFrame({
+    unscheduled = np.bincount(inverse, weights=np.isnan(scheduled), minlength=len(combined)) > 0
+    weekly = pd.DataFrame({
         "pupil": combined >> 16,
         "monday": mondays,
         "week": school_weeks.number(mondays),
         "hours": np.bincount(inverse, weights=hours, minlength=len(combined)),
+        "scheduled": np.where(unscheduled, np.nan,
+                              np.bincount(inverse, weights=np.nan_to_num(scheduled), minlength=len(combined))),
     })
+    return weekly.loc[weekly["hours"].to_numpy() > 0].reset_index(drop=True)
+
+
+def absent_whole_week(weekly_absence: pd.DataFrame, thresholds: AlertThresholds) -> np.ndarray:
+    """An LRV week: the pupil missed every scheduled lesson of it without permission (domain.md §4.2, §4.3).
+
+    Where the school delivers the week's scheduled hours (``uren_rooster``) the unexcused hours must
+    reach them; where it does not, ``lrv_week_hours`` (20) unexcused hours stand for a whole week
+    (docs/alerts.md says why).
+    """
+    hours, scheduled = weekly_absence["hours"].to_numpy(), weekly_absence["scheduled"].to_numpy(dtype=float)
+    return hours >= np.where(np.isnan(scheduled), thresholds.lrv_week_hours, scheduled)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,23 +521,27 @@ def rule_lrv(facts: AlertFacts) -> RuleHits:
     """LRV, langdurig relatief verzuim (docs/alerts.md "Reason codes"; domain.md §4.2, §4.3).
 
     Active in VO on ``E``, and the run of consecutive school weeks that ends with the last complete
-    school week before ``E``, each with ``uren_ongeoorloofd >= 20``, is longer than 4 weeks. Holiday
+    school week before ``E``, each a week absent without permission (``absent_whole_week``: every
+    scheduled hour, or 20 hours where the schedule is not delivered), is longer than 4 weeks. Holiday
     weeks neither count nor break the run. The episode starts on the Monday of the run's first week.
     """
     th = facts.thresholds
     last = facts.school_weeks.number(np.array([facts.school_weeks.last_complete(facts.evaluation_date)]))[0]
-    heavy = facts.weekly_absence.loc[facts.weekly_absence["hours"] >= th.lrv_week_hours]
+    heavy = facts.weekly_absence.loc[absent_whole_week(facts.weekly_absence, th)]
     heavy = heavy.sort_values(["pupil", "week"], ascending=[True, False], kind="stable")
     # Walking back from the last week, the k-th heavy week belongs to the run when it is exactly k
     # school weeks back: the first gap ends the run.
     in_run = (last - heavy["week"]) == heavy.groupby("pupil").cumcount()
+    heavy = heavy.assign(assumed=heavy["scheduled"].isna())
     runs = heavy.loc[in_run].groupby("pupil").agg(weeks=("week", "size"), start=("monday", "min"),
-                                                  hours=("hours", "sum"))
+                                                  hours=("hours", "sum"), assumed=("assumed", "any"))
     runs = runs.loc[(runs["weeks"] > th.lrv_more_than_weeks).to_numpy() & facts.at("active", runs.index)]
     pupil = runs.index.to_numpy()
+    assumed = f" schoolweken op rij ten minste {th.lrv_week_hours:g} uur ongeoorloofd verzuim per week"
+    per_week = pd.Series(np.where(runs["assumed"].to_numpy(dtype=bool), assumed,
+                                  " schoolweken op rij alle geroosterde lesuren ongeoorloofd verzuimd"), dtype="str")
     return _hits(pupil, runs["start"], runs["weeks"], facts.at("school", pupil),
-                 _text(runs["weeks"]) + " schoolweken op rij ten minste " + f"{th.lrv_week_hours:g}"
-                 + " uur ongeoorloofd verzuim per week, sinds " + _fmt(runs["start"]))
+                 _text(runs["weeks"]) + per_week + ", sinds " + _fmt(runs["start"]))
 
 
 def rule_v16(facts: AlertFacts, lrv: RuleHits) -> RuleHits:
