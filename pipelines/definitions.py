@@ -17,6 +17,7 @@ from assets.overdracht.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.bronnen.ingest import build_raw_assets
 from assets.koppeling.pupils import linked_pupils
 from assets.validatie.validated import build_validated_assets
+from connectors import private
 from connectors.arrow_memory import use_system_allocator
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
@@ -34,6 +35,7 @@ from settings.region import load_region
 
 
 use_system_allocator()  # every process that loads the definitions runs steps (connectors/arrow_memory.py)
+private.restrict_process()  # what they write (warehouse, lake, outbox, run history) is private (docs/runbook.md)
 
 
 def build_definitions(region_path: Path | None = None) -> dg.Definitions:

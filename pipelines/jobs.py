@@ -21,6 +21,8 @@ TIMEZONE = "Europe/Amsterdam"
 WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
 PER_MUNICIPALITY = dg.AssetSelection.assets(WAITLIST_ASSET, EXPORT_ASSET)
+# The run queue starts one run with this tag at a time (deploy/dagster.*.yaml): never two nights at once.
+EXCLUSIVE = {"swv/exclusive": "night"}
 
 
 def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_executor: dg.ExecutorDefinition,
@@ -37,6 +39,7 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_e
         selection=dg.AssetSelection.all() - PER_MUNICIPALITY,
         description="The night: ingest, validate, link, handovers and alerts (exports follow per municipality).",
         executor_def=nightly_executor,
+        tags=EXCLUSIVE,
     )
     exports = dg.define_asset_job(
         "municipality_exports",

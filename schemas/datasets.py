@@ -232,6 +232,11 @@ IDENTIFIERS = {
     "mbo_outflow": ("bsn", "onderwijsnummer"),
 }
 
+# Fields that are optional in the contract (a partner may not deliver them at all) but that must be
+# filled on every row where the source delivers them: a waitlist row without its municipality would
+# silently drop out of every municipality's export.
+REQUIRED_WHEN_MAPPED = {"youth_care_waitlist": ("woongemeente_code",)}
+
 # (date, not before): a date column, or "schooljaar" with the years it may lie before that year starts.
 DATE_ORDER: dict[str, list[tuple[str, str, int]]] = {
     "po_transfers": [("aanmelddatum", "schooljaar", 2), ("tlv_datum", "schooljaar", 2)],
