@@ -61,6 +61,10 @@ def atomic_path(target: Path, *, scratch: Path | None = None) -> Iterator[Path]:
     scratch = Path(scratch) if scratch is not None else scratch_folder()
     private.make_folders(target.parent)
     private.make_folders(scratch)
+    if scratch.stat().st_dev != target.parent.stat().st_dev:
+        # A rename cannot cross filesystems: a folder mounted apart from SWV_VAR_DIR (a deployment to
+        # avoid, docs/deploy.md) has its temporary files beside the target, swept the same way.
+        scratch = target.parent
     if scratch not in _SWEPT:
         sweep(scratch)
         _SWEPT.add(scratch)

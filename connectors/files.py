@@ -123,8 +123,9 @@ def _read_csv(data: bytes, fmt: CsvFormat, name: str) -> pd.DataFrame:
         header = next(csv.reader([header_line], delimiter=delimiter, quotechar=fmt.quotechar, strict=True))
     except csv.Error:
         raise DeliveryError(f"{name}: line 1 (the header) has a quote that is not closed properly") from None
-    # A byte-order mark inside the header (files joined together) is invisible and never part of a name.
-    header = [column.replace("\ufeff", "") for column in header]
+    # A byte-order mark inside the header (files joined together) is invisible and never part of a name;
+    # in a Windows-1252 file it reads as 'ï»¿'.
+    header = [column.replace("\ufeff", "").replace("ï»¿", "") for column in header]
     table = _parse_csv(utf8, header, delimiter, fmt.quotechar, name)
     columns = [_clean_text(column) for column in table.columns]
     frame = pa.table(columns, names=[str(i) for i in range(len(columns))]).to_pandas()
@@ -244,6 +245,8 @@ def _parse_csv(utf8: bytes, header: list[str], delimiter: str, quotechar: str, n
         _check_quotes(utf8, delimiter, quotechar, name)
         raise DeliveryError(f"{name}: cannot be parsed as CSV with delimiter {delimiter!r}") from None
     if bad:
+        # A quote that is never closed swallows the line breaks after it: say that, not "too few fields".
+        _check_quotes(utf8, delimiter, quotechar, name)
         # Threads do not know line numbers; the failure path re-reads single-threaded to find it.
         _, bad = parse(use_threads=False)
         row = bad[0]
@@ -320,7 +323,7 @@ def _other_sheets_with_data(workbook: python_calamine.CalamineWorkbook, sheet: s
                 filled.append(f"{other!r} ({len(rows)} rows)")
     if not filled:
         return ""
-    return f"; sheet {', '.join(filled)} holds data: set format.sheet to the sheet the partner fills"
+    return f"; sheets with data: {', '.join(filled)} (set format.sheet to the sheet the partner fills)"
 
 
 def _read_xlsx(data: bytes, fmt: XlsxFormat, name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:

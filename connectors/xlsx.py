@@ -172,11 +172,14 @@ def overlong_cells(frame: pd.DataFrame) -> dict[str, int]:
     counts = {}
     for name in frame.columns:
         series = frame[name]
-        if pd.api.types.is_string_dtype(series) or series.dtype == object:
-            lengths = series.astype("str").str.len()
-            over = int((lengths > MAX_CELL_CHARACTERS).sum())
-            if over:
-                counts[str(name)] = over
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = pa.array(series.astype("str"), type=pa.large_string(), from_pandas=True)
+        if (pc.max(pc.binary_length(text)).as_py() or 0) <= MAX_CELL_CHARACTERS:  # the usual case: one pass
+            continue
+        over = pc.sum(pc.greater(pc.utf8_length(text), MAX_CELL_CHARACTERS)).as_py() or 0
+        if over:
+            counts[str(name)] = int(over)
     return counts
 
 

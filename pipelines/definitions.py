@@ -29,7 +29,7 @@ from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
 from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
 from pipelines.jobs import build_jobs_and_schedules
-from pipelines.sensors import build_delivery_sensor, run_failure_notification
+from pipelines.sensors import build_delivery_sensor, held_back_notification, run_failure_notification
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
 
@@ -58,7 +58,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     jobs, schedules, chain_sensors = build_jobs_and_schedules(gemeenten, nightly_executor(), freshness_checks)
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
     by_name = {job.name: job for job in jobs}
-    sensors = [*chain_sensors, run_failure_notification,
+    sensors = [*chain_sensors, run_failure_notification, held_back_notification,
                build_delivery_sensor(region, nightly_job=by_name["nightly"], waitlist_job=by_name["waitlist_ingest"])]
 
     resources = {

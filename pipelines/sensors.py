@@ -12,6 +12,12 @@ finds for the same job and partition share one run, keyed by a fingerprint of th
 id, job, partition, failed steps with their error *class* and a link to the run in the UI. Error
 texts stay out: they can quote delivered values, and an e-mail or chat message is no place for a
 BSN. The UI has the full error.
+
+``held_back_notification`` (running by default) tells the steward, through the same channels, about
+every delivery a successful run held back (``assets.bronnen.ingest``: unreadable, breaking its
+contract, or too small): the source, the reason and the last good delivery the night used instead.
+A failed run's message lists them too. These reasons are written by the pipeline and name files,
+rows and counts, never a delivered value.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ if TYPE_CHECKING:  # names Dagster does not export at the top level; used in ann
 
 DELIVERY_SENSOR = "delivery_sensor"
 FAILURE_SENSOR = "run_failure_notification"
+HELD_BACK_SENSOR = "held_back_notification"
+HOLD_CHECKS = ("deliveries_readable", "delivery_volume")  # the raw assets' checks that report held-back deliveries
 SETTLE_SECONDS = 60  # a file written to less than a minute ago may still be uploading
 UI_URL_ENV = "SWV_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
@@ -168,8 +176,46 @@ def _error_class(error: SerializableErrorInfo | None) -> str:
     return error.cls_name or "unknown"
 
 
+def held_back_deliveries(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
+    """The deliveries a run held back, from its failed hold checks (``HOLD_CHECKS``), in order."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    held = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.check_name in HOLD_CHECKS and not evaluation.passed and "held_back" in evaluation.metadata:
+            held += evaluation.metadata["held_back"].value
+    return held
+
+
+def held_back_lines(held: Sequence[dict]) -> list[str]:
+    """The held-back deliveries as lines of a message: source, delivery, reason, what was kept."""
+    lines = []
+    for hold in held:
+        lines += [f"  - {hold['source_id']}: {hold['delivery']}",
+                  f"    reason ({hold['kind']}): {hold['reason']}",
+                  f"    kept instead: {hold['kept']}"]
+    return lines
+
+
+ACCEPT_HINT = ("A real drop in volume (a school that closed) is accepted with: "
+               "python -m pipelines.accept <source> --reason '...' (docs/runbook.md, 'A delivery was held back').")
+
+
+def held_back_message(run: dg.DagsterRun, held: Sequence[dict], ui_base: str) -> tuple[str, str]:
+    """Subject and body of the notification for a run that held deliveries back."""
+    sources = sorted({hold["source_id"] for hold in held})
+    lines = [f"Job: {run.job_name}", f"Run id: {run.run_id}"]
+    if run.tags.get("dagster/partition"):
+        lines.append(f"Partition: {run.tags['dagster/partition']}")
+    lines += ["Held back (the night used the last good delivery instead):", *held_back_lines(held), "",
+              ACCEPT_HINT, f"Open the run: {ui_base}/runs/{run.run_id}"]
+    return (f"SWV pipeline: {len(held)} delivery(ies) held back, last good used: {', '.join(sources)}",
+            "\n".join(lines))
+
+
 def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
-                    step_failures: Sequence[dg.DagsterEvent], ui_base: str) -> tuple[str, str]:
+                    step_failures: Sequence[dg.DagsterEvent], ui_base: str,
+                    held: Sequence[dict] = ()) -> tuple[str, str]:
     """Subject and body of the notification for a failed run: identifiers and classes only."""
     partition = run.tags.get("dagster/partition")
     where = f"{run.job_name} ({partition})" if partition else run.job_name
@@ -186,6 +232,8 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
     else:
         run_error = failure_event.job_failure_data.error if failure_event and failure_event.job_failure_data else None
         lines.append(f"No step failed; the run itself failed: {_error_class(run_error)}")
+    if held:
+        lines += ["Held back (the last good delivery was used instead):", *held_back_lines(held)]
     lines += [f"Open the run: {ui_base}/runs/{run.run_id}", "", PRIVACY_NOTE]
     return f"SWV pipeline: run failed: {where}", "\n".join(lines)
 
@@ -197,6 +245,24 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
 )
 def run_failure_notification(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
     subject, body = failure_message(context.dagster_run, context.failure_event,
-                                    context.get_step_failure_events(), ui_url())
+                                    context.get_step_failure_events(), ui_url(),
+                                    held_back_deliveries(context.instance, context.dagster_run.run_id))
     channels = notifier.send(subject, body)
     context.log.info(f"run {context.dagster_run.run_id} failed; notified via {', '.join(channels) or 'no channel (none configured)'}")
+
+
+@dg.run_status_sensor(
+    name=HELD_BACK_SENSOR,
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tells the steward (Notifier) about every delivery a successful run held back: source, reason and "
+                "the last good delivery used instead.",
+)
+def held_back_notification(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
+    held = held_back_deliveries(context.instance, context.dagster_run.run_id)
+    if not held:
+        return
+    subject, body = held_back_message(context.dagster_run, held, ui_url())
+    channels = notifier.send(subject, body)
+    context.log.info(f"run {context.dagster_run.run_id} held back {len(held)} delivery(ies); notified via "
+                     f"{', '.join(channels) or 'no channel (none configured)'}")
