@@ -28,8 +28,9 @@ def _holds(warehouse: Warehouse) -> DeliveryHolds:
     return DeliveryHolds(warehouse.engine)
 
 
-def list_holds(warehouse: Warehouse, out=sys.stdout) -> int:
+def list_holds(warehouse: Warehouse, out=None) -> int:
     """Print the deliveries held back and not accepted, newest first."""
+    out = out or sys.stdout
     holds = _holds(warehouse).holds()
     if holds.empty:
         print("No delivery is held back.", file=out)
@@ -46,8 +47,9 @@ def list_holds(warehouse: Warehouse, out=sys.stdout) -> int:
 
 
 def accept(warehouse: Warehouse, source_id: str, *, reason: str, delivery: str | None, by: str,
-           out=sys.stdout) -> int:
+           out=None) -> int:
     """Accept the newest volume hold of ``source_id`` (of ``delivery``); 1 when there is none."""
+    out = out or sys.stdout
     try:
         accepted = _holds(warehouse).accept(source_id, delivery=delivery, by=by, reason=reason,
                                             at=dt.datetime.now(dt.UTC))

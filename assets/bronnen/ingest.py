@@ -269,9 +269,11 @@ def ingest_source(
             continue
         passed.append(candidate)
 
-    # The source as a whole: deliveries that stopped coming count too (a folder emptied overnight).
-    expected = sum(kept.rows for kept in last)
-    total = sum(len(c.frame) for c in passed) + sum(kept.rows for kept in result.state)
+    # The source as a whole: deliveries that stopped coming count too (a folder emptied overnight). A drop
+    # a steward accepted is left out on both sides: it was judged already.
+    accepted_now = {c.name for c in passed if (c.name, c.delivery.sha256) in acceptances}
+    expected = sum(kept.rows for kept in last) - sum(paired[name].rows for name in accepted_now if name in paired)
+    total = sum(len(c.frame) for c in passed if c.name not in accepted_now) + sum(k.rows for k in result.state)
     tonight = _fingerprint(c.delivery.sha256 for c in passed)
     guard = source.volume
     if (expected and guard.max_drop < 1 and total < (1 - guard.max_drop) * expected and passed
@@ -367,10 +369,18 @@ def ingest_night(dataset: str, sources: dict[str, Source], files: SourceFiles, a
         snapshots.keep(result.source_id, result.state)
     holds.record([hold for result in results for hold in result.holds], dt.datetime.now(dt.UTC))
     frames = [frame for result in results for frame in result.frames]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if CELL_FLAGS not in frame.columns and len(frame.columns):  # stand-ins stored before cell flags existed
+    if not frames:  # nothing usable and nothing good before (a first night): an empty table, the checks say why
+        frames = [_empty_raw(dataset)]
+    frame = pd.concat(frames, ignore_index=True)
+    if CELL_FLAGS not in frame.columns:  # stand-ins stored before cell flags existed
         frame[CELL_FLAGS] = pd.Series(pd.NA, index=frame.index, dtype="str")
     return RawNight(frame, results)
+
+
+def _empty_raw(dataset: str) -> pd.DataFrame:
+    columns = {name: pd.Series(dtype="str") for name in [*canonical_fields(dataset), *PROVENANCE_COLUMNS, CELL_FLAGS]}
+    columns["delivery_row"] = pd.Series(dtype="int64")
+    return pd.DataFrame(columns)
 
 
 def _checks(night: RawNight) -> list[dg.AssetCheckResult]:
@@ -463,10 +473,6 @@ def _raw_asset(region: Region, dataset: str, partitions: dg.StaticPartitionsDefi
                 description=f"{context.partition_key}: " + "; ".join(h.reason for h in unreadable),
                 metadata={"held_back": dg.MetadataValue.json([h.as_dict() for h in unreadable])},
             )
-        if night.frame.empty and not len(night.frame.columns):
-            problems = "; ".join(h.reason for h in night.holds) or "no source configured"
-            raise dg.Failure(description=f"{dataset}: no usable delivery and no earlier good one ({problems})",
-                             metadata={"held_back": dg.MetadataValue.json([h.as_dict() for h in night.holds])})
         deliveries = [d for source in night.sources for d in source.deliveries]
         frame = night.frame
         yield dg.Output(
