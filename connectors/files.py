@@ -313,12 +313,25 @@ def _sheet_rows(workbook: python_calamine.CalamineWorkbook, sheet: str) -> list[
     return workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
 
 
+def _read_sheet(workbook: python_calamine.CalamineWorkbook, sheet: str, name: str):
+    """The sheet and its rows; a sheet whose XML is damaged is a ``DeliveryError`` that says so."""
+    try:
+        calamine_sheet = workbook.get_sheet_by_name(sheet)
+        return calamine_sheet, calamine_sheet.to_python(skip_empty_area=False)
+    except python_calamine.CalamineError as error:
+        raise DeliveryError(f"{name}: sheet {sheet!r} is damaged and cannot be read ({type(error).__name__}); "
+                            "ask the partner to save the workbook again") from None
+
+
 def _other_sheets_with_data(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -> str:
     """A hint naming the sheets (other than ``sheet``) that hold values: the data may be there."""
     filled = []
     for other in workbook.sheet_names:
         if other != sheet:
-            rows = [row for row in _sheet_rows(workbook, other) if any(text_value(v) is not None for v in row)]
+            try:
+                rows = [row for row in _sheet_rows(workbook, other) if any(text_value(v) is not None for v in row)]
+            except python_calamine.CalamineError:  # a damaged sheet: no hint from it
+                continue
             if rows:
                 filled.append(f"{other!r} ({len(rows)} rows)")
     if not filled:
@@ -335,8 +348,7 @@ def _read_xlsx(data: bytes, fmt: XlsxFormat, name: str) -> tuple[pd.DataFrame, p
         raise DeliveryError(f"{name}: no sheet named {sheet!r}; the workbook has {workbook.sheet_names}"
                             + _other_sheets_with_data(workbook, None))
     # skip_empty_area=False: row index + 1 is the Excel row number a steward sees.
-    calamine_sheet = workbook.get_sheet_by_name(sheet)
-    cells = calamine_sheet.to_python(skip_empty_area=False)
+    calamine_sheet, cells = _read_sheet(workbook, sheet, name)
     if not any(text_value(v) is not None for row in cells[:HEADER_SCAN_ROWS] for v in row):
         raise DeliveryError(f"{name}: sheet {sheet!r} is empty" + _other_sheets_with_data(workbook, sheet))
     header_index = fmt.skip_rows if fmt.skip_rows is not None else _detect_header(cells, name, sheet)
