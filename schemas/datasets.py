@@ -122,7 +122,8 @@ class YouthCareWaitlist(Provenance):
     )
     geboortedatum: Series[Date] = _f("Client date of birth.", metadata=PERSONAL)
     woongemeente_code: Series[str] = _f(
-        "CBS code of the responsible municipality (woonplaatsbeginsel).", gemeentecode_format=()
+        "CBS code of the responsible municipality (woonplaatsbeginsel); where a source delivers it, every row "
+        "must have it (rule required).", gemeentecode_format=()
     )
     verwijzer: Series[str] = _f("Referrer, code list COD327 (domain.md §5.2).", unknown_code={"codelist": "verwijzer"})
     productcategorie: Series[str] = _f(

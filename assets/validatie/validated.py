@@ -3,8 +3,10 @@
 One asset per canonical dataset, downstream of its raw asset. Two checks say what happened:
 
 - ``delivery_contract`` (blocking, ERROR): a delivery that breaks the contract as a whole (a
-  required column absent or empty throughout) is rejected; downstream assets are not refreshed
-  this night and keep their last good data.
+  required column absent or empty throughout) is rejected. Raw ingest holds such a delivery back
+  and passes on its source's last good delivery instead (``assets.bronnen.ingest``), so the table
+  keeps that delivery's rows; this check is the safety net should one ever reach validation, and
+  then downstream assets are not refreshed this night.
 - ``row_rejects`` (WARN): rows quarantined, with counts per rule; it turns ERROR when the share of
   rejected rows exceeds ``validation.max_reject_share`` of the region YAML (default 20 %).
 
