@@ -659,7 +659,8 @@ def test_the_sources_no_case_changed_validate_exactly_as_in_the_clean_night(worl
     _, batches = outcomes
     for dataset, batch in batches.items():
         for source_id in world.region.sources_for(dataset):
-            pd.testing.assert_frame_equal(rows_of(batch.valid, source_id), rows_of(world.clean_valid[dataset], source_id))
+            clean = world.clean_valid[dataset]
+            pd.testing.assert_frame_equal(rows_of(batch.valid, source_id), rows_of(clean, source_id))
 
 
 def rows_of(valid: pd.DataFrame, source_id: str, *, by_value: bool = False) -> pd.DataFrame:

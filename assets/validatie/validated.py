@@ -23,8 +23,8 @@ import pandas as pd
 from assets.bronnen.ingest import DATASET_DESCRIPTIONS, OWNERS
 from assets.metadata import column_schema, preview_markdown
 from connectors.region_config import RegionConfig
-from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
 from connectors.warehouse import Warehouse
+from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
 from schemas.datasets import canonical_fields
 from schemas.validate import ValidationResult, validate_dataset
 from settings.region import Region
