@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import create_tables
+from connectors.warehouse import create_tables, serialized
 
 METADATA = sa.MetaData()
 
@@ -156,7 +156,7 @@ class AlertStore:
         Refuses a night that is not after the last recorded one: history is only ever extended.
         """
         counts = events["to_status"].value_counts()
-        with self.engine.begin() as conn:
+        with serialized(self.engine, "alerts") as conn:
             last = conn.execute(sa.select(sa.func.max(alert_nights.c.night))).scalar_one()
             if last is not None and night <= last:
                 raise AlertStoreError(f"night {night} is not after the last recorded night {last}; "

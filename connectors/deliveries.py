@@ -16,8 +16,17 @@ import pyarrow.compute as pc
 class DeliveryError(Exception):
     """A delivery that cannot be read as a whole (unreachable, unreadable, empty, truncated, no header).
 
-    The message always names the delivery (file path or URL) and, where it applies, the line or page.
+    The message always names the delivery (file path or URL) and, where it applies, the line or page,
+    and says the cause in plain words, never a delivered value. ``delivery``: the name of the one
+    delivery it is about, when it is about one (not, e.g., "no file matches").
     """
+
+    def __init__(self, message: str, *, delivery: str | None = None):
+        super().__init__(message)
+        self.delivery = delivery
+
+
+CELL_FLAG_COLUMNS = ["delivery_row", "column", "rule", "cell"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class Delivery:
     sha256: str
     modified_at: str | None
     frame: pd.DataFrame = field(repr=False)
+    # Cells whose delivered value cannot be trusted (a formula without a value, a covered merged cell):
+    # columns delivery_row, column (as delivered), rule and cell (e.g. "C7"). Validation quarantines them.
+    cell_flags: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def text_value(value: object) -> str | None:

@@ -20,7 +20,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import create_tables, result_frame
+from connectors.warehouse import create_tables, result_frame, serialized
 
 METADATA = sa.MetaData()
 
@@ -83,7 +83,7 @@ class ExportLog:
                       generated_at: dt.datetime) -> int:
         """Log the files of one export; versions already logged are left alone. Returns rows added."""
         files = list(files)
-        with self.engine.begin() as conn:
+        with serialized(self.engine, "export_log") as conn:
             known = {
                 (row.file, row.sha256)
                 for row in conn.execute(

@@ -69,11 +69,18 @@ class JsonApi(dg.ConfigurableResource):
         headers = _auth_headers(location)
         digest, size, records = hashlib.sha256(), 0, []
         session = self._session_for(location)
-        for body, batch in _pages(session, location, headers, _proxies(location.url)):
-            digest.update(body)
-            size += len(body)
-            records.extend(batch)
-        return Delivery(name=name, size=size, sha256=digest.hexdigest(), modified_at=None, frame=_frame(records))
+        try:
+            for body, batch in _pages(session, location, headers, _proxies(location.url)):
+                digest.update(body)
+                size += len(body)
+                records.extend(batch)
+            frame = _frame(records)
+        except DeliveryError as error:
+            raise DeliveryError(str(error), delivery=name) from None
+        except Exception as error:  # noqa: BLE001 - one partner's answer must never stop the night
+            raise DeliveryError(f"{location.url}: cannot be read ({type(error).__name__} while reading the pages; "
+                                "the pull is held back, please report it)", delivery=name) from None
+        return Delivery(name=name, size=size, sha256=digest.hexdigest(), modified_at=None, frame=frame)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._session is not None:
@@ -221,14 +228,42 @@ def _cause(error: requests.RequestException, location: HttpLocation) -> str:
 def _document(body: bytes, location: HttpLocation, page: int) -> dict:
     """The page as a JSON object whose ``records_key`` holds a list of objects."""
     key = location.pagination.records_key
+    where = f"{location.url} page {page}"
+    if not body.strip():
+        raise DeliveryError(f"{where}: the response is empty (expected a JSON object)")
     try:
-        document = json.loads(body)
-    except ValueError:
-        raise DeliveryError(f"{location.url} page {page}: the response is not JSON") from None
-    records = document.get(key) if isinstance(document, dict) else None
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DeliveryError(f"{where}: the response is not valid UTF-8 (byte {error.start + 1}); JSON must be UTF-8") \
+            from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        if text.lstrip()[:1] == "<":
+            raise DeliveryError(f"{where}: the response is HTML or XML, not JSON (an error page?)") from None
+        raise DeliveryError(f"{where}: the response is not valid JSON ({error.msg} at line {error.lineno}, "
+                            f"column {error.colno})") from None
+    except RecursionError:
+        raise DeliveryError(f"{where}: the response is nested too deeply to be read as JSON") from None
+    if not isinstance(document, dict):
+        raise DeliveryError(f"{where}: expected a JSON object with a list of objects under {key!r}, got a "
+                            f"{_json_kind(document)}")
+    records = document.get(key)
+    if key not in document:
+        raise DeliveryError(f"{where}: the JSON object has no {key!r} (pagination.records_key); it has "
+                            f"{sorted(document)[:10]}")
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise DeliveryError(f"{location.url} page {page}: expected a JSON object with a list of objects under {key!r}")
+        kind = _json_kind(records) if not isinstance(records, list) else "list with something else than objects"
+        raise DeliveryError(f"{where}: expected a list of objects under {key!r}, got a {kind}")
+    reserved = next((f for r in records for f in r if f == "delivery_row"), None)
+    if reserved:
+        raise DeliveryError(f"{where}: a record has a field named {reserved!r}, a name the pipeline reserves")
     return document
+
+
+def _json_kind(value: object) -> str:
+    return {dict: "JSON object", list: "JSON list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "number")
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:

@@ -2,12 +2,16 @@
 
 Bulk data stays in Parquet (0.2 s per million rows); only what needs SQL goes to the warehouse.
 ``LakeIOManager`` stores each asset output as ``<root>/assets/<asset>/_all.parquet``.
-``RawSnapshots`` keeps immutable raw snapshots, one per delivery, named by the
-delivery's sha256: ingesting the same delivery twice yields the same file, not duplicate rows.
+``RawSnapshots`` keeps immutable raw snapshots, one per delivery, named by the delivery's sha256:
+ingesting the same delivery twice yields the same file, not duplicate rows; and per source the last
+good state the night fell back on. Temporary files go to ``<root>/tmp``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -20,11 +24,14 @@ from connectors.atomic import atomic_path
 _UNPARTITIONED = "_all"
 
 
-def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+def write_parquet(frame: pd.DataFrame, target: Path, *, scratch: Path | None = None) -> None:
     """Written whole and atomically. Without column statistics: lake files are read whole, and
-    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night)."""
+    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night).
+
+    ``scratch``: the folder of the temporary file (``connectors.atomic.atomic_path``).
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, scratch=scratch) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=False)
 
 
@@ -51,14 +58,32 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         if obj is None:
             return
-        write_parquet(obj, self._path(context.asset_key))
+        write_parquet(obj, self._path(context.asset_key), scratch=Path(self.root, "tmp"))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         return read_parquet(self._path(context.asset_key), (context.definition_metadata or {}).get("columns"))
 
 
+@dataclass(frozen=True)
+class KeptDelivery:
+    """One delivery of a source's last good state: which snapshot stands for it, and what it held."""
+
+    delivery: str  # file name (relative to the sources folder) or URL
+    sha256: str
+    rows: int
+    read_at: str  # when it was read fresh (ISO 8601, UTC); a stand-in keeps the time it was read
+
+    def describe(self) -> str:
+        return f"{self.delivery} ({self.rows} rows, read {self.read_at[:16]}, sha256 {self.sha256[:12]})"
+
+
 class RawSnapshots(dg.ConfigurableResource):
-    """Immutable raw snapshots: ``<root>/raw/<source_id>/<sha256>.parquet``, written once."""
+    """Immutable raw snapshots, ``<root>/raw/<source_id>/<sha256>.parquet`` (written once), and per source
+    its last good state, ``<root>/raw/<source_id>/last_good.json``: the deliveries the night used.
+
+    One state per source, whatever the deliveries were called: a fallback loads exactly what the last
+    good night used, never every file or URL the source was ever read from.
+    """
 
     root: str
 
@@ -68,31 +93,55 @@ class RawSnapshots(dg.ConfigurableResource):
     def store(self, source_id: str, sha256: str, frame: pd.DataFrame) -> Path:
         path = self.path(source_id, sha256)
         if not path.exists():
-            write_parquet(frame, path)
+            write_parquet(frame, path, scratch=self.scratch)
         return path
 
-    def _pointer(self, source_id: str, delivery: str) -> Path:
-        safe = delivery.replace("/", "__").replace(":", "_")
-        return Path(self.root, "raw", source_id, "last_good", f"{safe}.txt")
+    def read(self, source_id: str, sha256: str) -> pd.DataFrame:
+        return read_parquet(self.path(source_id, sha256))
 
-    def mark_good(self, source_id: str, delivery: str, sha256: str) -> None:
-        """Remember ``sha256`` as the last good snapshot of this delivery name (file or URL)."""
-        from connectors.atomic import atomic_write_bytes
+    @property
+    def scratch(self) -> Path:
+        """Temporary files of the lake's writers: cleaned by the next writer (``connectors.atomic``)."""
+        return Path(self.root, "tmp")
 
-        atomic_write_bytes(self._pointer(source_id, delivery), sha256.encode())
+    def _state_path(self, source_id: str) -> Path:
+        return Path(self.root, "raw", source_id, "last_good.json")
 
-    def last_good(self, source_id: str, delivery: str) -> pd.DataFrame | None:
-        pointer = self._pointer(source_id, delivery)
-        if not pointer.exists():
-            return None
-        return read_parquet(self.path(source_id, pointer.read_text().strip()))
+    def last_good(self, source_id: str) -> list[KeptDelivery]:
+        """The deliveries of the source's last good state (empty when it never had one)."""
+        path = self._state_path(source_id)
+        if not path.exists():
+            return self._legacy_state(source_id)
+        entries = json.loads(path.read_text(encoding="utf-8"))["deliveries"]
+        return [KeptDelivery(**entry) for entry in entries]
 
-    def last_good_all(self, source_id: str) -> list[tuple[str, pd.DataFrame]]:
-        """Every delivery name of a source with its last good snapshot (for a partner that failed tonight)."""
+    def keep(self, source_id: str, deliveries: list[KeptDelivery]) -> None:
+        """Make ``deliveries`` (their snapshots stored before) the source's last good state, atomically."""
+        document = {"source_id": source_id, "deliveries": [asdict(d) for d in sorted(deliveries, key=_by_name)]}
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        with atomic_path(self._state_path(source_id), scratch=self.scratch) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
+    def _legacy_state(self, source_id: str) -> list[KeptDelivery]:
+        """The pointers of earlier versions (``last_good/<name>.txt``, one per name ever read) as a state.
+
+        An API source kept a pointer per URL it was ever pulled from; only the newest one is its state.
+        """
         folder = Path(self.root, "raw", source_id, "last_good")
-        if not folder.exists():
-            return []
-        return [
-            (p.stem, read_parquet(self.path(source_id, p.read_text().strip())))
-            for p in sorted(folder.glob("*.txt"))
-        ]
+        pointers = sorted(folder.glob("*.txt"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        kept = []
+        for pointer in pointers:
+            sha256 = pointer.read_text().strip()
+            if not self.path(source_id, sha256).exists():
+                continue
+            name = pointer.stem.replace("__", "/")
+            read_at = dt.datetime.fromtimestamp(pointer.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+            rows = pq.read_metadata(self.path(source_id, sha256)).num_rows
+            kept.append(KeptDelivery(name, sha256, rows, read_at))
+        if kept and kept[-1].delivery.startswith("http"):  # the pointer names of URLs ('http___host__path')
+            return kept[-1:]
+        return kept
+
+
+def _by_name(delivery: KeptDelivery) -> str:
+    return delivery.delivery

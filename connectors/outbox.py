@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -151,10 +150,10 @@ def write_folder(folder: Path, files: dict[str, tuple[bytes, int]], manifest_ext
         old = previous.get("fingerprint")
         if old:
             archive = folder / "_versies" / old
-            archive.mkdir(parents=True, exist_ok=True)
             for name in [*previous.get("files", {}), "manifest.json"]:
-                if (folder / name).exists():
-                    shutil.copy2(folder / name, archive / name)
+                # A write killed halfway is repeated: what the archive already holds is the old version.
+                if (folder / name).exists() and not (archive / name).exists():
+                    atomic_write_bytes(archive / name, (folder / name).read_bytes())
     for name, (data, _) in files.items():
         atomic_write_bytes(folder / safe_segment(name), data)
     manifest = {

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from connectors.warehouse import bulk_insert, create_tables, metadata
+from connectors.warehouse import bulk_insert, create_tables, metadata, serialized
 
 TRACKED = ("woongemeente_code", "vo_brin6", "onderwijsniveau")
 
@@ -72,7 +72,7 @@ def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> di
     """Bring the history up to ``night``; returns counts of opened, closed and unchanged rows."""
     create_tables(engine, metadata, [pupil_history])
     current = pupils.loc[:, ["pupil_key", *TRACKED]].astype("str")
-    with engine.begin() as conn:
+    with serialized(engine, "pupil_history") as conn:
         # A replay of an earlier night must not rewrite later history: only move forward.
         last = _last_night(conn)
         if last is not None and last > night:

@@ -15,7 +15,10 @@ stored in UTC.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,32 @@ def create_tables(engine: sa.Engine, tables_of: sa.MetaData, tables: list[sa.Tab
         tables_of.create_all(engine, tables=tables)
     except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
         tables_of.create_all(engine, tables=tables)
+
+
+@contextlib.contextmanager
+def serialized(engine: sa.Engine, name: str) -> Iterator[sa.Connection]:
+    """A transaction that holds the write lock ``name`` from its first statement to its commit.
+
+    Read-then-write transactions (look up what is stored, insert what is new) of two runs at the
+    same moment would both find an entry missing, and the second insert would fail on a unique key,
+    or add a duplicate where there is none. Here the second waits until the first has committed and
+    then reads what it wrote. SQLite: ``BEGIN IMMEDIATE`` (the database's write lock; the engine
+    waits up to its busy timeout). PostgreSQL: a transaction-level advisory lock on ``name``.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.begin()
+            if connection.dialect.name == "postgresql":
+                key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -204,7 +233,7 @@ class Warehouse(dg.ConfigurableResource):
         strays = set(zip(entries["source_id"], entries["delivery"])) - set(delivered)
         if strays:
             raise ValueError(f"rejects of {len(strays)} delivery/deliveries not listed in `deliveries`")
-        with self.engine.begin() as connection:
+        with serialized(self.engine, "quarantine") as connection:
             known = _entries_of(connection, delivered)
             matched = entries.merge(known, on=list(QUARANTINE_KEY), how="left")
             seen_before = matched["id"].notna()

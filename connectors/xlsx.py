@@ -20,7 +20,8 @@ reads it back with openpyxl and python-calamine):
 
 Excel's limits: more than 1,048,576 rows or 16,384 columns is refused with an error (the CSV and
 Parquet files hold every row); a text longer than 32,767 characters, Excel's limit per cell, is cut
-there, as Excel itself would (the CSV keeps it whole).
+there and ends in a visible mark saying so (``cut_mark``; the CSV keeps it whole). ``overlong_cells``
+counts such texts, for the steward's flag.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
 BLOCK_ROWS = 50_000  # rows rendered at once: bounds the memory of the XML text
 MAX_WIDTH = 60
-MAX_CELL_CHARACTERS = 32_767  # Excel's limit per cell; longer text is cut there (the CSV keeps all of it)
+MAX_CELL_CHARACTERS = 32_767  # Excel's limit per cell; longer text is cut and marked (the CSV keeps all of it)
 
 _STYLE_HEADER = 1
 _STYLE_DATE = 2
@@ -136,12 +137,50 @@ def _escape_array(text: pa.Array) -> pa.Array:
     return text
 
 
+def cut_mark(length: int) -> str:
+    """What ends a text cut at Excel's limit, so the reader sees it is not whole and where it is."""
+    def dutch(number: int) -> str:
+        return f"{number:,}".replace(",", ".")
+
+    return (f" [… afgekapt: de tekst heeft {dutch(length)} tekens, een Excel-cel er {dutch(MAX_CELL_CHARACTERS)}; "
+            "volledig in het CSV-bestand]")
+
+
 def _cut(text: pa.Array) -> pa.Array:
-    """Text cut at Excel's cell limit (bytes ≥ characters: the byte length is a cheap first test)."""
+    """Text longer than Excel's cell limit cut and marked (``cut_mark``); bytes ≥ characters, so the
+    byte length is a cheap first test."""
     longest = pc.max(pc.binary_length(text)).as_py() or 0
-    if longest > MAX_CELL_CHARACTERS and (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_CELL_CHARACTERS:
-        return pc.utf8_slice_codeunits(text, 0, MAX_CELL_CHARACTERS)
-    return text
+    if longest <= MAX_CELL_CHARACTERS:
+        return text
+    lengths = pc.utf8_length(text)
+    too_long = pc.fill_null(pc.greater(lengths, MAX_CELL_CHARACTERS), False)
+    if not pc.any(too_long).as_py():
+        return text
+    values = text.to_pylist()
+    for index in np.flatnonzero(too_long.to_numpy(zero_copy_only=False)):
+        values[index] = _cut_text(values[index])
+    return pa.array(values, type=text.type)
+
+
+def _cut_text(value: str) -> str:
+    mark = cut_mark(len(value))
+    return value[: MAX_CELL_CHARACTERS - len(mark)] + mark
+
+
+def overlong_cells(frame: pd.DataFrame) -> dict[str, int]:
+    """Per column, the texts longer than an Excel cell holds (they are cut and marked in the workbook)."""
+    counts = {}
+    for name in frame.columns:
+        series = frame[name]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = pa.array(series.astype("str"), type=pa.large_string(), from_pandas=True)
+        if (pc.max(pc.binary_length(text)).as_py() or 0) <= MAX_CELL_CHARACTERS:  # the usual case: one pass
+            continue
+        over = pc.sum(pc.greater(pc.utf8_length(text), MAX_CELL_CHARACTERS)).as_py() or 0
+        if over:
+            counts[str(name)] = int(over)
+    return counts
 
 
 def column_letters(index: int) -> str:
@@ -306,7 +345,8 @@ def _object_cells(values: np.ndarray) -> tuple[pa.Array, pa.Array]:
             texts.append(str(int(days)) if float(days).is_integer() else repr(float(days)))
             kinds.append(_DATE)
         else:
-            texts.append(str(value)[:MAX_CELL_CHARACTERS])
+            text = str(value)
+            texts.append(text if len(text) <= MAX_CELL_CHARACTERS else _cut_text(text))
             kinds.append(_TEXT)
     return pa.array(texts, type=pa.string()), pa.array(kinds, type=pa.string())
 

@@ -30,9 +30,10 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("night", "pipelines.commands.night:main", "run a whole night: waitlists, the nightly job, the exports"),
+    Command("night", "pipelines.commands.night:main", "run a whole night: every source, the outputs, every export"),
     Command("check", "pipelines.commands.check:main", "check the region file and what every source would read"),
     Command("init", "pipelines.commands.init:main", "write a starting region file for an SWV from the public tables"),
+    Command("accept", "pipelines.commands.accept:main", "list held-back deliveries, or accept a real drop in volume"),
 )
 
 

@@ -17,6 +17,7 @@ from assets.overdracht.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.bronnen.ingest import build_raw_assets
 from assets.koppeling.pupils import linked_pupils
 from assets.validatie.validated import build_validated_assets
+from connectors import private
 from connectors.arrow_memory import use_system_allocator
 from connectors.files import SourceFiles
 from connectors.http_api import JsonApi
@@ -28,12 +29,14 @@ from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
 from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
 from pipelines.jobs import build_jobs_and_schedules
-from pipelines.sensors import build_delivery_sensor, check_failure_notification, run_failure_notification
+from pipelines.sensors import (build_delivery_sensor, check_failure_notification, held_back_notification,
+                               run_failure_notification)
 from settings.paths import region_file, var_layout, warehouse_url
 from settings.region import load_region
 
 
 use_system_allocator()  # every process that loads the definitions runs steps (connectors/arrow_memory.py)
+private.restrict_process()  # what they write (warehouse, lake, outbox, run history) is private (docs/runbook.md)
 
 
 def build_definitions(region_path: Path | None = None) -> dg.Definitions:
@@ -54,7 +57,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     jobs, schedules = build_jobs_and_schedules(nightly_executor())
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
     by_name = {job.name: job for job in jobs}
-    sensors = [run_failure_notification, check_failure_notification,
+    sensors = [run_failure_notification, check_failure_notification, held_back_notification,
                build_delivery_sensor(region, nightly_job=by_name["nightly"], waitlist_job=by_name["waitlist_ingest"])]
 
     resources = {

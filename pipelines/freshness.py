@@ -5,8 +5,8 @@ every night, also when a partner sent nothing new (it then uses the last good sn
 of a materialization says nothing. What counts is
 
 - for a file source: the modification time of its newest delivered file in the sources folder;
-- for an API source: the time of its last good pull (the ``last_good`` pointer that
-  ``RawSnapshots.mark_good`` rewrites after every pull that could be read).
+- for an API source: the time of its last good pull (``read_at`` in the source's last good state,
+  ``RawSnapshots.last_good``: a pull held back leaves it as it was).
 
 Each source gets a WARN check on its raw asset, ``freshness_<source id>``; the waitlist also gets
 one per municipality, ``freshness_<GM code>``, so a municipality that has not delivered (or has no
@@ -78,7 +78,10 @@ def last_delivery(source_id: str, source: Source, folders: DeliveryFolders) -> d
     if source.location.kind == "file":
         paths = delivered_files(folders.sources, source.location)
     else:
-        paths = [p for p in Path(folders.lake, "raw", source_id, "last_good").glob("*.txt") if p.is_file()]
+        kept = RawSnapshots(root=str(folders.lake)).last_good(source_id)
+        if not kept:
+            return None
+        return max(dt.datetime.fromisoformat(k.read_at) for k in kept)
     if not paths:
         return None
     return dt.datetime.fromtimestamp(max(p.stat().st_mtime for p in paths), dt.UTC)

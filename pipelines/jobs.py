@@ -22,6 +22,8 @@ TIMEZONE = "Europe/Amsterdam"
 
 WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
+# The run queue starts one run with this tag at a time (deploy/dagster.*.yaml): never two nights at once.
+EXCLUSIVE = {"swv/exclusive": "night"}
 
 
 def build_jobs_and_schedules(nightly_executor: dg.ExecutorDefinition):
@@ -30,6 +32,7 @@ def build_jobs_and_schedules(nightly_executor: dg.ExecutorDefinition):
         selection=dg.AssetSelection.all(),
         description="The night: ingest, validate, link, handovers, alerts and every municipality's export.",
         executor_def=nightly_executor,
+        tags=EXCLUSIVE,
     )
     # Its checks (the waitlist sources' delivery and freshness) are judged again with every re-pull.
     waitlist_ingest = dg.define_asset_job(

@@ -3,6 +3,13 @@
 Used by ``make demo``, the benchmark and the end-to-end tests; in production the schedule launches
 the same job. Runs are recorded in the Dagster instance, so they show in the UI afterwards.
 
+One night at a time per instance: ``run_night`` holds an exclusive lock on
+``$DAGSTER_HOME/night.lock`` (``fcntl.flock``: the kernel releases it when the process ends, also
+when it is killed). A second night refuses with ``NightAlreadyRunning`` or, with ``wait_s``, waits
+for the first. Holding the lock, it first marks the runs of an earlier night runner of this host
+that are still STARTING or STARTED as failed (that process is gone: it held the lock), and tightens
+the runtime folder to its private modes (``connectors.private``).
+
 Each run goes through ``dagster.execute_job`` with the job rebuilt from the code (``night_job``),
 as a run worker does, and not through ``JobDefinition.execute_in_process``: that one keeps every
 step's output in memory until the run ends (for ``result.output_for_node``), which at national
@@ -11,15 +18,78 @@ scale held every dataset of the night at once (5.6 GiB instead of 2.9 GiB, ``ben
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+import socket
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+from connectors import private
+from settings.paths import var_layout
+
+RUNNER_TAG = "swv/runner"  # "night": launched by run_night
+HOST_TAG = "swv/runner_host"
+PID_TAG = "swv/runner_pid"
+LOCK_FILE = "night.lock"
+
+
+class NightAlreadyRunning(RuntimeError):
+    """Another night holds this instance; the message says which process and since when."""
+
+
+@contextlib.contextmanager
+def night_lock(instance: dg.DagsterInstance, wait_s: float = 0) -> Iterator[None]:
+    """Hold the instance's night lock; refuse (or wait up to ``wait_s`` seconds) while another night has it."""
+    path = Path(instance.root_directory, LOCK_FILE)
+    private.make_folders(path.parent)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise NightAlreadyRunning(
+                        f"another night is running on this instance ({holder}); wait until it has finished "
+                        f"(lock {path}) or stop that process first") from None
+                time.sleep(1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                     f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark this host's night-runner runs that are still STARTING or STARTED as failed; returns their ids.
+
+    Call only while holding the night lock: then no night runner of this host is alive, so such a run
+    belongs to a process that was killed or crashed. Runs of the daemon are its run monitoring's business.
+    """
+    runs = instance.get_runs(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        tags={RUNNER_TAG: "night", HOST_TAG: socket.gethostname()}))
+    for run in runs:
+        instance.report_run_failed(run, message=(
+            f"the night runner (pid {run.tags.get(PID_TAG, '?')}) ended before this run finished (killed or "
+            "crashed); marked failed by the next night"))
+    return [run.run_id for run in runs]
 
 
 @dataclass(frozen=True)
@@ -102,16 +172,30 @@ def run_night(
     *,
     gemeenten: Sequence[str] | None = None,
     progress=lambda message: None,
+    wait_s: float = 0,
 ) -> NightResult:
     """Run the night (the ``nightly`` job) and report per municipality; ``gemeenten`` limits the exports.
 
     ``defs`` are the definitions of ``build_definitions(region_path)`` in this environment; the run
     rebuilds the same job from the code (see the module docstring).
+
+    Raises ``NightAlreadyRunning`` when another night holds the instance after ``wait_s`` seconds.
     """
+    with night_lock(instance, wait_s):
+        abandoned = fail_abandoned_runs(instance)
+        if abandoned:
+            progress(f"marked {len(abandoned)} run(s) of an earlier night that was killed as failed")
+        private.secure_tree(var_layout().root)
+        return _run_night(defs, instance, evaluation_date, gemeenten, progress)
+
+
+def _run_night(defs: dg.Definitions, instance: dg.DagsterInstance, evaluation_date: dt.date | None,
+               gemeenten: Sequence[str] | None, progress) -> NightResult:
     region_path = str(Path(defs.resources["region_config"].path).resolve())
     region = defs.resources["region_config"].region
     run_config = night_run_config(evaluation_date, defs.resources["region_config"].path, gemeenten=gemeenten)
     tags = {"swv/night": evaluation_date.isoformat()} if evaluation_date else {}
+    tags |= {RUNNER_TAG: "night", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     nightly = execute("nightly", region_path, instance, run_config=run_config, tags=tags)
     delivered = _passed(nightly, "delivery_")
     waitlists = {code: all(delivered.get(source_id, False)

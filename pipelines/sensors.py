@@ -9,10 +9,18 @@ the same bytes, even under another file name. A file counts once it has not chan
 one run, keyed by a fingerprint of their sha256s.
 
 ``run_failure_notification`` (running by default) sends every failed run to the ``Notifier``: run
-id, job, failed steps with their error *class* and a link to the run in the UI.
-``check_failure_notification`` (running by default) does the same for a run that succeeded with
-ERROR checks failing: a partner whose delivery was rejected (its last good snapshot used), a
-municipality whose export failed. Error texts stay out of both: they can quote delivered values,
+id, job, failed steps with their error *class* and a link to the run in the UI, and the deliveries
+it held back.
+
+``held_back_notification`` (running by default) tells the steward, through the same channels, about
+every delivery a successful run held back (``assets.bronnen.ingest``: unreadable, breaking its
+contract, or too small; the failed ``delivery_<source>`` checks): the source, the reason and the
+last good delivery the night used instead. These reasons are written by the pipeline and name
+files, rows and counts, never a delivered value.
+
+``check_failure_notification`` (running by default) does the same for the other ERROR checks that
+fail in a successful run, such as a municipality whose export failed (``export_GMxxxx``): the check
+names and what they watch. Error texts stay out of every message: they can quote delivered values,
 and an e-mail or chat message is no place for a BSN. The UI has the full error.
 """
 
@@ -38,6 +46,8 @@ from settings.region import Region
 DELIVERY_SENSOR = "delivery_sensor"
 FAILURE_SENSOR = "run_failure_notification"
 CHECK_FAILURE_SENSOR = "check_failure_notification"
+HELD_BACK_SENSOR = "held_back_notification"
+HOLD_CHECK_PREFIX = "delivery_"  # the raw assets' per-source checks, which report held-back deliveries
 SETTLE_SECONDS = 60  # a file written to less than a minute ago may still be uploading
 UI_URL_ENV = "SWV_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
@@ -165,8 +175,45 @@ def _error_class(error) -> str:
     return error.cls_name or "unknown"
 
 
+def held_back_deliveries(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
+    """The deliveries a run held back, from its failed per-source delivery checks, in order."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    held = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if (evaluation.check_name.startswith(HOLD_CHECK_PREFIX) and not evaluation.passed
+                and "held_back" in evaluation.metadata):
+            held += evaluation.metadata["held_back"].value
+    return held
+
+
+def held_back_lines(held: Sequence[dict]) -> list[str]:
+    """The held-back deliveries as lines of a message: source, delivery, reason, what was kept."""
+    lines = []
+    for hold in held:
+        lines += [f"  - {hold['source_id']}: {hold['delivery']}",
+                  f"    reason ({hold['kind']}): {hold['reason']}",
+                  f"    kept instead: {hold['kept']}"]
+    return lines
+
+
+ACCEPT_HINT = ("A real drop in volume (a school that closed) is accepted with: "
+               "swv accept <source> --reason '...' (docs/runbook.md, 'A delivery was held back').")
+
+
+def held_back_message(run: dg.DagsterRun, held: Sequence[dict], ui_base: str) -> tuple[str, str]:
+    """Subject and body of the notification for a run that held deliveries back."""
+    sources = sorted({hold["source_id"] for hold in held})
+    lines = [f"Job: {run.job_name}", f"Run id: {run.run_id}"]
+    lines += ["Held back (the night used the last good delivery instead):", *held_back_lines(held), "",
+              ACCEPT_HINT, f"Open the run: {ui_base}/runs/{run.run_id}"]
+    return (f"SWV pipeline: {len(held)} delivery(ies) held back, last good used: {', '.join(sources)}",
+            "\n".join(lines))
+
+
 def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
-                    step_failures: Sequence[dg.DagsterEvent], ui_base: str) -> tuple[str, str]:
+                    step_failures: Sequence[dg.DagsterEvent], ui_base: str,
+                    held: Sequence[dict] = ()) -> tuple[str, str]:
     """Subject and body of the notification for a failed run: identifiers and classes only."""
     steps: dict[str, str] = {}
     for event in step_failures:
@@ -179,6 +226,8 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
     else:
         run_error = failure_event.job_failure_data.error if failure_event and failure_event.job_failure_data else None
         lines.append(f"No step failed; the run itself failed: {_error_class(run_error)}")
+    if held:
+        lines += ["Held back (the last good delivery was used instead):", *held_back_lines(held)]
     lines += [f"Open the run: {ui_base}/runs/{run.run_id}", "", PRIVACY_NOTE]
     return f"SWV pipeline: run failed: {run.job_name}", "\n".join(lines)
 
@@ -190,17 +239,20 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
 )
 def run_failure_notification(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
     subject, body = failure_message(context.dagster_run, context.failure_event,
-                                    context.get_step_failure_events(), ui_url())
+                                    context.get_step_failure_events(), ui_url(),
+                                    held_back_deliveries(context.instance, context.dagster_run.run_id))
     channels = notifier.send(subject, body)
     context.log.info(f"run {context.dagster_run.run_id} failed; notified via {', '.join(channels) or 'no channel (none configured)'}")
 
 
 def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckKey]:
-    """The ERROR checks that failed in a run, in the order they were evaluated."""
+    """The ERROR checks that failed in a run, in the order they were evaluated, except the per-source
+    delivery checks (``held_back_notification`` reports those with what was kept)."""
     failed = []
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.asset_check_evaluation_data
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+        if (not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+                and not evaluation.asset_check_key.name.startswith(HOLD_CHECK_PREFIX)):
             failed.append(evaluation.asset_check_key)
     return failed
 
@@ -222,8 +274,9 @@ def check_failure_message(run: dg.DagsterRun, failed: Sequence[dg.AssetCheckKey]
     name=CHECK_FAILURE_SENSOR,
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=("Sends every successful run whose ERROR checks failed (a rejected delivery, a failed "
-                 "municipal export) to the Notifier: check names and a UI link, no failure texts."),
+    description=("Sends every successful run whose ERROR checks failed (a failed "
+                 "municipal export; held-back deliveries go through held_back_notification) to the Notifier: "
+                 "check names and a UI link, no failure texts."),
 )
 def check_failure_notification(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
     run = context.dagster_run
@@ -237,4 +290,21 @@ def check_failure_notification(context: dg.RunStatusSensorContext, notifier: Not
     subject, body = check_failure_message(run, failed, descriptions, ui_url())
     channels = notifier.send(subject, body)
     context.log.info(f"run {run.run_id}: {len(failed)} failed check(s); notified via "
+                     f"{', '.join(channels) or 'no channel (none configured)'}")
+
+
+@dg.run_status_sensor(
+    name=HELD_BACK_SENSOR,
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tells the steward (Notifier) about every delivery a successful run held back: source, reason and "
+                "the last good delivery used instead.",
+)
+def held_back_notification(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
+    held = held_back_deliveries(context.instance, context.dagster_run.run_id)
+    if not held:
+        return
+    subject, body = held_back_message(context.dagster_run, held, ui_url())
+    channels = notifier.send(subject, body)
+    context.log.info(f"run {context.dagster_run.run_id} held back {len(held)} delivery(ies); notified via "
                      f"{', '.join(channels) or 'no channel (none configured)'}")

@@ -34,7 +34,8 @@ RULES = (
     "bsn_elfproef", "onderwijsnummer_valid", "one_identifier", "known_school", "brin6_format", "brin4_format",
     "postcode_format", "gemeentecode_format", "agb_format", "crebo_format", "required", "not_in_future",
     "date_order", "advice_not_lowered", "birthdate_plausible", "mojibake", "duplicate_row", "schooljaar_format",
-    "hours_range", "absence_within_schedule", "date_parse", "number_parse", "unknown_code",
+    "hours_range", "absence_within_schedule", "date_parse", "number_parse", "unknown_code", "control_character",
+    "excel_formula", "excel_merged_cell",
 )
 
 BRIN4 = r"\d{2}[A-Z]{2}"  # domain.md §3, python-stdnum nl.brin
@@ -357,7 +358,24 @@ RULE_MESSAGES = {
         "leeftijd volgens {column} ligt niet tussen {min_age} en {max_age} jaar op de eerste dag van het schooljaar"
     ),
     "duplicate_row": "exacte kopie van een eerdere rij in dezelfde levering",
+    "control_character": "{column} bevat een stuurteken (zoals NUL of BEL) dat in geen tekst thuishoort",
+    "excel_formula": "{column}: cel {cell} bevat een formule zonder berekende waarde (lees: leeg)",
+    "excel_merged_cell": "{column}: cel {cell} is deel van samengevoegde cellen en heeft zelf geen waarde",
 }
+
+# C0 controls other than tab, line feed and carriage return, DEL and the C1 controls: never text.
+CONTROL_CHARACTERS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
+def control_character(series: pd.Series) -> pd.Series:
+    """True where the delivered text holds no control character (rule ``control_character``).
+
+    A NUL or BEL byte in a name or a note is a damaged export, not text: passed on, it ends up in a
+    school's handover file. Tab and line breaks are allowed (multi-line notes).
+    """
+    text = pa.array(series.astype("str"), type=pa.large_string(), from_pandas=True)
+    found = pc.fill_null(pc.match_substring_regex(text, CONTROL_CHARACTERS), False)
+    return pd.Series(~found.to_numpy(zero_copy_only=False), index=series.index)
 
 
 def describe(rule: str, column: str, statistics: dict | None = None) -> str:

@@ -125,7 +125,8 @@ class YouthCareWaitlist(Provenance):
     )
     geboortedatum: Series[Date] = _f("Client date of birth.", metadata=PERSONAL)
     woongemeente_code: Series[str] = _f(
-        "CBS code of the responsible municipality (woonplaatsbeginsel).", gemeentecode_format=()
+        "CBS code of the responsible municipality (woonplaatsbeginsel); where a source delivers it, every row "
+        "must have it (rule required).", gemeentecode_format=()
     )
     verwijzer: Series[str] = _f("Referrer, code list COD327 (domain.md §5.2).", unknown_code={"codelist": "verwijzer"})
     productcategorie: Series[str] = _f(
@@ -243,6 +244,11 @@ IDENTIFIERS = {
     "vo_absence": ("bsn", "onderwijsnummer"),
     "mbo_outflow": ("bsn", "onderwijsnummer"),
 }
+
+# Fields that are optional in the contract (a partner may not deliver them at all) but that must be
+# filled on every row where the source delivers them: a waitlist row without its municipality would
+# silently drop out of every municipality's export.
+REQUIRED_WHEN_MAPPED = {"youth_care_waitlist": ("woongemeente_code",)}
 
 # (date, not before): a date column, or "schooljaar" with the years it may lie before that year starts.
 DATE_ORDER: dict[str, list[tuple[str, str, int]]] = {

@@ -26,8 +26,14 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
-from schemas.checks import describe, duplicate_row
-from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields, dataset_schema, personal_fields
+from schemas.checks import control_character, describe, duplicate_row
+from schemas.datasets import (
+    PROVENANCE_COLUMNS,
+    REQUIRED_WHEN_MAPPED,
+    canonical_fields,
+    dataset_schema,
+    personal_fields,
+)
 from schemas.frames import select_rows
 from schemas.parse import FAILURE_COLUMNS, no_failures, parse_dataset
 from settings.region import Region
@@ -38,6 +44,8 @@ REJECT_COLUMNS = [
     "value_masked",
 ]
 WHOLE_ROW = "*"  # the column of a rule about the whole row (duplicate_row)
+# Raw column of the cells a connector could not trust: ``field:rule:cell`` entries joined by ';' (else NA).
+CELL_FLAGS = "cell_flags"
 EMPTY = "(leeg)"
 SHOWN_CHARACTERS = 80  # non-personal values are shown up to this length
 
@@ -110,8 +118,11 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
             dataset, evaluation_date=evaluation_date, school_year_start=region.calendar.school_year_start,
             school_registry=region.school_registry,
         )
-        checked = _without_parse_failures(check_failures(schema, parsed.frame), parsed.failures)
-        failures = pd.concat([parsed.failures, checked, duplicates.result()], ignore_index=True)
+        delivered = pd.concat([parsed.failures, cell_flag_failures(accepted),
+                               control_character_failures(dataset, accepted),
+                               empty_when_mapped_failures(dataset, accepted, region)], ignore_index=True)
+        checked = _without_parse_failures(check_failures(schema, parsed.frame), delivered)
+        failures = pd.concat([delivered, checked, duplicates.result()], ignore_index=True)
         failures = failures.drop_duplicates(["row", "column", "rule"])
 
         survivors = select_rows(parsed.frame, ~parsed.frame.index.isin(failures["row"].unique()))
@@ -196,6 +207,44 @@ def check_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFr
         # which quotes the failing values (BSNs, birth dates) into any traceback.
         schema_errors = errors.schema_errors
     return pd.concat([_failure_rows(error) for error in schema_errors], ignore_index=True)
+
+
+def cell_flag_failures(raw: pd.DataFrame) -> pd.DataFrame:
+    """The cells a connector flagged (``CELL_FLAGS``: a formula without a value, a covered merged cell)."""
+    if CELL_FLAGS not in raw.columns or not raw[CELL_FLAGS].notna().any():
+        return no_failures()
+    entries = raw[CELL_FLAGS].dropna().str.split(";").explode()
+    parts = entries.str.split(":", n=2, expand=True)
+    rows = entries.index.to_numpy(dtype="int64")
+    messages = [describe(rule, column, {"cell": cell}) for column, rule, cell in zip(parts[0], parts[1], parts[2])]
+    return pd.DataFrame({"row": rows, "column": parts[0].to_numpy(), "rule": parts[1].to_numpy(), "message": messages},
+                        columns=FAILURE_COLUMNS)
+
+
+def empty_when_mapped_failures(dataset: str, raw: pd.DataFrame, region: Region) -> pd.DataFrame:
+    """Rule ``required`` for the fields of ``REQUIRED_WHEN_MAPPED``: empty on a row of a source that maps them."""
+    parts = []
+    for name in REQUIRED_WHEN_MAPPED.get(dataset, ()):
+        mapping = [sid for sid, source in region.sources.items() if name in source.columns.values()]
+        text = raw[name].str.strip() if name in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="str")
+        bad = raw["source_id"].isin(mapping) & (text.isna() | (text == ""))
+        if bad.any():
+            parts.append(pd.DataFrame({"row": raw.index[bad.to_numpy()], "column": name, "rule": "required",
+                                       "message": describe("required", name)}, columns=FAILURE_COLUMNS))
+    return pd.concat([no_failures(), *parts], ignore_index=True)
+
+
+def control_character_failures(dataset: str, raw: pd.DataFrame) -> pd.DataFrame:
+    """Every delivered cell with a control character (rule ``control_character``, ``schemas.checks``)."""
+    parts = []
+    for name in canonical_fields(dataset):
+        if name not in raw.columns:
+            continue
+        bad = ~control_character(raw[name])
+        if bad.any():
+            parts.append(pd.DataFrame({"row": raw.index[bad.to_numpy()], "column": name, "rule": "control_character",
+                                       "message": describe("control_character", name)}, columns=FAILURE_COLUMNS))
+    return pd.concat([no_failures(), *parts], ignore_index=True)
 
 
 def outside_region(frame: pd.DataFrame, region: Region) -> pd.Series:

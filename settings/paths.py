@@ -38,6 +38,11 @@ class VarLayout:
         return self.root / "outbox"
 
     @property
+    def tmp(self) -> Path:
+        """Temporary files of atomic writes; a restart cleans what a killed writer left."""
+        return self.root / "tmp"
+
+    @property
     def warehouse_url(self) -> str:
         return f"sqlite:///{self.root / 'warehouse.sqlite'}"
 

@@ -135,6 +135,20 @@ class Cadence(_Strict):
     max_age_hours: float = Field(default=36, gt=0)
 
 
+class VolumeGuard(_Strict):
+    """How small a delivery may be before it is held back (``volume`` of a source; docs/configuration.md).
+
+    The expected volume is learned: it is the row count of the last good delivery of the same file
+    (or pull). These keys bound how far a delivery may fall short of it.
+    """
+
+    min_rows: int = Field(default=1, ge=0, description="A delivery with fewer data rows is held back (0: never).")
+    max_drop: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Held back when it has fewer rows than (1 - max_drop) x the last good delivery (1: never).",
+    )
+
+
 class Source(_Strict):
     dataset: Dataset
     gemeente: str | None = Field(
@@ -153,6 +167,7 @@ class Source(_Strict):
         default_factory=dict,
         description="Canonical field -> how to derive it where the delivery leaves it empty (docs/configuration.md).",
     )
+    volume: VolumeGuard = VolumeGuard()
 
     @field_validator("columns")
     @classmethod

@@ -28,7 +28,7 @@ from assets.gemeenten.retention import (
     years_before,
 )
 from connectors.export_log import ExportedFile, ExportLog, UploadedFile
-from connectors.lake import LakeIOManager, RawSnapshots
+from connectors.lake import KeptDelivery, LakeIOManager, RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
@@ -97,11 +97,12 @@ write_export(export, outbox.Outbox(root=sys.argv[2]))
 """
 
 
-def test_a_killed_export_leaves_no_partial_file_and_the_next_run_completes_it(tmp_path, export):
+def test_a_killed_export_leaves_no_partial_file_and_the_next_run_completes_it(tmp_path, export, monkeypatch):
     export.files  # render once, so the subprocess writes exactly these bytes
     pickled = tmp_path / "export.pickle"
     pickled.write_bytes(pickle.dumps(export))
     root = tmp_path / "outbox"
+    monkeypatch.setenv("SWV_VAR_DIR", str(tmp_path / "var"))
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(pickled), str(root)], cwd=PROJECT,
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
     try:
@@ -110,17 +111,19 @@ def test_a_killed_export_leaves_no_partial_file_and_the_next_run_completes_it(tm
         writer.kill()
         writer.wait()
     folder = root / "gemeenten" / "GM0118" / "2026-10-05"
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    assert len(visible) == 2 and "manifest.json" not in visible
+    visible = sorted(p.name for p in folder.iterdir())
+    assert len(visible) == 2 and "manifest.json" not in visible, "nothing half-written, hidden or not, beside the files"
     for name in visible:
         assert (folder / name).read_bytes() == export.files[name][0], f"{name} is incomplete"
-    assert [p.name for p in folder.iterdir() if p.name.startswith(".")], "the half-written file is a hidden temporary"
+    scratch = tmp_path / "var" / "tmp"
+    assert len(list(scratch.iterdir())) == 1, "the half-written file waits in the scratch folder"
 
     write_export(export, Outbox(root=str(root)))
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(p.name for p in folder.iterdir()) == sorted([*export.files, "manifest.json"])
     for name, entry in manifest["files"].items():
         assert sha256((folder / name).read_bytes()) == entry["sha256"]
+    assert list(scratch.iterdir()) == [], "the next writer removed what the killed one left"
 
 
 # -- a real receiver on 127.0.0.1 -------------------------------------------------------------------
@@ -408,12 +411,15 @@ def test_raw_snapshots_older_than_their_period_are_removed_and_younger_ones_kept
     kept_absence = _aged(raw / "vo_verzuim" / "bbb.parquet", dt.date(2021, 10, 5))
     old_transfer = _aged(raw / "po_overdracht" / "ccc.parquet", dt.date(2024, 10, 4))
     kept_transfer = _aged(raw / "po_overdracht" / "ddd.parquet", dt.date(2024, 10, 6))
-    pointer = _aged(raw / "po_overdracht" / "last_good" / "po__a.csv.txt", dt.date(2026, 1, 1), b"ccc")
-    kept_pointer = _aged(raw / "po_overdracht" / "last_good" / "po__b.csv.txt", dt.date(2026, 1, 1), b"ddd")
+    snapshots = RawSnapshots(root=str(tmp_path))
+    state = [KeptDelivery("po/a.csv", "ccc", 1, "2024-10-04T02:00:00+00:00"),
+             KeptDelivery("po/b.csv", "ddd", 1, "2024-10-06T02:00:00+00:00")]
+    snapshots.keep("po_overdracht", state)
     cutoffs = {"vo_verzuim": years_before(E, 5), "po_overdracht": years_before(E, 2)}
     removed = purge_raw_snapshots(raw, cutoffs, years_before(E, 2))
-    assert sorted(removed) == sorted([old_absence, old_transfer, pointer])
-    assert kept_absence.exists() and kept_transfer.exists() and kept_pointer.exists()
+    assert sorted(removed) == sorted([old_absence, old_transfer])
+    assert kept_absence.exists() and kept_transfer.exists()
+    assert snapshots.last_good("po_overdracht") == state[1:], "no fallback on data past its retention"
 
 
 def test_export_folders_older_than_a_year_are_removed(tmp_path):

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from connectors.lake import RawSnapshots
+from connectors.lake import KeptDelivery, RawSnapshots
 from pipelines.definitions import build_definitions
 from pipelines.freshness import (
     FRESHNESS_JOB,
@@ -52,10 +52,8 @@ def deliver(folders: Folders, name: str, *, hours_before: float, now: dt.datetim
 
 def pulled(folders: Folders, source_id: str, url: str, *, hours_before: float) -> None:
     """A good API pull, recorded the way the raw ingest records it."""
-    snapshots = RawSnapshots(root=str(folders.lake))
-    snapshots.mark_good(source_id, url, "0" * 64)
-    for pointer in (folders.lake / "raw" / source_id / "last_good").iterdir():
-        _set_mtime(pointer, NIGHT - dt.timedelta(hours=hours_before))
+    read_at = (NIGHT - dt.timedelta(hours=hours_before)).astimezone(dt.UTC).isoformat(timespec="seconds")
+    RawSnapshots(root=str(folders.lake)).keep(source_id, [KeptDelivery(url, "0" * 64, 10, read_at)])
 
 
 def _set_mtime(path: Path, when: dt.datetime) -> None:

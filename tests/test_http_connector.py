@@ -256,7 +256,7 @@ def test_an_html_page_instead_of_json_names_the_url_and_page(server):
 def test_json_without_the_records_key_is_the_wrong_shape(server):
     location = located(server, "paged")
     elsewhere = location.pagination.model_copy(update={"records_key": "items"})
-    with pytest.raises(DeliveryError, match="list of objects under 'items'"):
+    with pytest.raises(DeliveryError, match="the JSON object has no 'items'"):
         JsonApi().fetch(location.model_copy(update={"pagination": elsewhere}), name="paged")
 
 

@@ -21,15 +21,31 @@ def test_the_same_delivery_ingested_twice_is_one_snapshot(tmp_path):
     assert len(list((tmp_path / "raw" / "wachtlijst_x").glob("*.parquet"))) == 1
 
 
-def test_the_last_good_snapshot_of_a_delivery_name_is_remembered(tmp_path):
+def test_a_source_has_one_last_good_state_whatever_its_deliveries_were_called(tmp_path):
+    from connectors.lake import KeptDelivery
+
     snapshots = RawSnapshots(root=str(tmp_path))
     snapshots.store("po", "sha-old", _frame(2))
-    snapshots.mark_good("po", "po/bestuur_01.csv", "sha-old")
+    snapshots.keep("po", [KeptDelivery("po/bestuur_01.csv", "sha-old", 2, "2026-10-04T02:00:00+00:00")])
     snapshots.store("po", "sha-new", _frame(5))
-    snapshots.mark_good("po", "po/bestuur_01.csv", "sha-new")
-    assert len(snapshots.last_good("po", "po/bestuur_01.csv")) == 5
-    assert snapshots.last_good("po", "po/bestuur_02.csv") is None
-    assert [len(frame) for _, frame in snapshots.last_good_all("po")] == [5]
+    snapshots.keep("po", [KeptDelivery("po/bestuur_01_v2.csv", "sha-new", 5, "2026-10-05T02:00:00+00:00")])
+    assert [(k.delivery, k.rows) for k in snapshots.last_good("po")] == [("po/bestuur_01_v2.csv", 5)]
+    assert len(snapshots.read("po", "sha-new")) == 5
+    assert snapshots.last_good("vva") == []
+
+
+def test_the_pointers_of_earlier_versions_become_the_state_with_one_pull_per_api(tmp_path):
+    import os
+
+    snapshots = RawSnapshots(root=str(tmp_path))
+    pointers = tmp_path / "raw" / "vva" / "last_good"
+    pointers.mkdir(parents=True)
+    for number, port in enumerate((8765, 41234)):
+        snapshots.store("vva", f"sha-{port}", _frame(3))
+        pointer = pointers / f"http___127.0.0.1_{port}__vva.txt"
+        pointer.write_text(f"sha-{port}")
+        os.utime(pointer, (1_000_000 + number, 1_000_000 + number))
+    assert [k.sha256 for k in snapshots.last_good("vva")] == ["sha-41234"]
 
 
 def test_an_input_can_ask_for_some_columns(tmp_path):

@@ -170,7 +170,15 @@ CASES = [
     ("unknown_code", "youth_care_waitlist", {"verwijzer": "2"}, {"verwijzer": "07"}, "verwijzer"),
     ("unknown_code", "po_transfers", {"opp": "X"}, {"opp": "misschien"}, "opp"),
     ("unknown_code", "vo_enrolment", {"vrijstelling": "art. 5 onder a"}, {"vrijstelling": "5d"}, "vrijstelling"),
+    ("control_character", "po_transfers", {"voornaam": "Anna"}, {"voornaam": "An\x00na"}, "voornaam"),
+    ("control_character", "po_transfers", {"ondersteuning_details": "regel 1\nregel\t2"},
+     {"ondersteuning_details": "regel\x07 1"}, "ondersteuning_details"),
+    ("required", "youth_care_waitlist", {"woongemeente_code": "GM0118"}, {"woongemeente_code": ""},
+     "woongemeente_code"),
 ]
+
+# Rules about the delivered cells, not their values: the connectors flag them (tested below).
+CELL_RULES = {"duplicate_row", "excel_formula", "excel_merged_cell"}
 
 
 @pytest.mark.parametrize(
@@ -186,7 +194,7 @@ def test_rule_passes_good_value_and_quarantines_bad_one(rule, dataset, good, bad
 
 
 def test_every_rule_has_a_case_here_and_a_row_in_the_steward_docs():
-    assert {case[0] for case in CASES} | {"duplicate_row"} == set(RULES)
+    assert {case[0] for case in CASES} | CELL_RULES == set(RULES)
     docs = (PROJECT / "docs" / "validation.md").read_text(encoding="utf-8")
     assert [rule for rule in RULES if f"| `{rule}` |" not in docs] == []
 
@@ -298,3 +306,19 @@ def test_vectorised_elfproef_agrees_with_python_stdnum():
     assert bsn_elfproef(values).tolist() == expected_bsn
     assert onderwijsnummer_valid(values).tolist() == expected_onderwijs
     assert sum(expected_bsn) > 300 and sum(expected_onderwijs) > 300
+
+
+def test_cells_a_workbook_reader_could_not_trust_are_quarantined_with_their_cell():
+    from schemas.validate import CELL_FLAGS
+
+    row = BASELINE["youth_care_waitlist"]
+    raw = raw_frame("youth_care_waitlist", [row, row | {"bsn": "123456782"}, row | {"bsn": "111222334"}])
+    raw[CELL_FLAGS] = pd.Series([pd.NA, "woongemeente_code:excel_merged_cell:C3",
+                                 "woongemeente_code:excel_formula:C4;verwijzer:excel_formula:D4"], dtype="str")
+    result = validate("youth_care_waitlist", raw)
+
+    assert result.valid["delivery_row"].tolist() == [1]
+    assert rules_of(result, 2) == {("excel_merged_cell", "woongemeente_code")}
+    assert rules_of(result, 3) >= {("excel_formula", "woongemeente_code"), ("excel_formula", "verwijzer")}
+    messages = result.rejects.loc[result.rejects["delivery_row"] == 2, "message"].tolist()
+    assert messages == ["woongemeente_code: cel C3 is deel van samengevoegde cellen en heeft zelf geen waarde"]

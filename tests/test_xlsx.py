@@ -113,12 +113,16 @@ def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
         xlsx.xlsx_bytes(pd.DataFrame({"a": [1, 2]}), "Blad")
 
 
-def test_a_text_longer_than_an_excel_cell_holds_is_cut_at_excels_limit():
-    long = "é" * (xlsx.MAX_CELL_CHARACTERS + 10)
+def test_a_text_longer_than_an_excel_cell_holds_is_cut_at_excels_limit_and_marked_as_cut():
+    long = "é" * 100_000
     table = pd.DataFrame({"typed": pd.Series([long, "kort"], dtype="str"), "mixed": pd.Series([long, 1], dtype=object)})
     _, rows = openpyxl_rows(xlsx.xlsx_bytes(table, "Blad"))
     assert [len(v) for v in rows[1]] == [xlsx.MAX_CELL_CHARACTERS, xlsx.MAX_CELL_CHARACTERS]
+    for cell in rows[1]:
+        assert cell.endswith("de tekst heeft 100.000 tekens, een Excel-cel er 32.767; volledig in het CSV-bestand]")
+        assert cell.startswith("é" * 30_000)
     assert rows[2] == ("kort", 1)
+    assert xlsx.overlong_cells(table) == {"typed": 1, "mixed": 1}
 
 
 def test_a_consumer_that_stops_early_stops_the_helper_thread():

@@ -17,7 +17,6 @@ manifest last; a file that was not confirmed by the receiver is sent again on th
 """
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
@@ -54,10 +53,6 @@ GROUP = "gemeenten"
 EXPORTS_FOLDER = "gemeenten"
 MANIFEST = "manifest.json"
 
-# A temporary file of connectors.atomic: ".<name>.<pid>.tmp". One that is still there when an export
-# starts was left by a process that was killed while writing.
-_INTERRUPTED_WRITE = re.compile(r"^\..+\.\d+\.tmp$")
-
 StaleSources = Callable[[dg.AssetExecutionContext], Sequence[str]]
 
 
@@ -65,20 +60,9 @@ def export_folder(outbox: Outbox, gemeente: str, evaluation_date) -> Path:
     return outbox.folder(EXPORTS_FOLDER, gemeente, evaluation_date.isoformat())
 
 
-def clear_interrupted_writes(folder: Path) -> list[Path]:
-    """Remove temporary files that a killed export left behind (never a finished file)."""
-    if not folder.exists():
-        return []
-    leftovers = [p for p in folder.iterdir() if p.is_file() and _INTERRUPTED_WRITE.match(p.name)]
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return leftovers
-
-
 def write_export(export: MunicipalExport, outbox: Outbox) -> WrittenFolder:
     """Write one municipality's export atomically (manifest last); an unchanged export is not rewritten."""
     folder = export_folder(outbox, export.gemeente, export.evaluation_date)
-    clear_interrupted_writes(folder)
     return write_folder(folder, export.files, export.manifest)
 
 

@@ -66,7 +66,7 @@ def years_before(day: dt.date, years: int) -> dt.date:
 def purge_raw_snapshots(raw_root: Path, cutoffs: Mapping[str, dt.date], default_cutoff: dt.date) -> list[Path]:
     """Delete ``<raw_root>/<source_id>/<sha256>.parquet`` stored before its source's cutoff date.
 
-    A "last good" pointer (``<source_id>/last_good/*.txt``) to a deleted snapshot goes too, so the
+    A delivery of a source's last good state whose snapshot is deleted leaves that state too, so the
     pipeline never falls back on data past its retention. Returns the deleted paths.
     """
     removed: list[Path] = []
@@ -79,10 +79,11 @@ def purge_raw_snapshots(raw_root: Path, cutoffs: Mapping[str, dt.date], default_
             if stored < cutoff:
                 snapshot.unlink()
                 removed.append(snapshot)
-        for pointer in sorted((source / "last_good").glob("*.txt")):
-            if not (source / f"{pointer.read_text().strip()}.parquet").exists():
-                pointer.unlink()
-                removed.append(pointer)
+        snapshots = RawSnapshots(root=str(raw_root.parent))
+        kept = snapshots.last_good(source.name)
+        still = [k for k in kept if snapshots.path(source.name, k.sha256).exists()]
+        if still != kept:
+            snapshots.keep(source.name, still)
     return removed
 
 

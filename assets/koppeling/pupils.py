@@ -3,7 +3,6 @@
 
 import datetime as dt
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -62,21 +61,18 @@ def linked_pupils(
         "buiten_regio": int(pupils["buiten_regio"].sum()),
         "active_in_vo": int(pupils["vo_brin6"].notna().sum()),
     }
-    # The history goes to SQL (a million rows on a first night, seconds) in a helper thread while the
-    # lake writes the pupils to Parquet, which releases the GIL; the step ends only when both are kept.
-    # Its counts follow as an observation of the pupils once it is written.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pupil-history") as helper:
-        recorded = helper.submit(record_pupils, warehouse.engine, pupils, night)
-        yield dg.Output(pupils, output_name="pupils", metadata=metadata)
-        history = recorded.result()
+    # Side effects first (the pupil history and the conflicts' quarantine entries), outputs after: an
+    # output is recorded as materialized when it is yielded, so a failed write must come before it.
+    history = record_pupils(warehouse.engine, pupils, night)
+    warehouse.record_quarantine("pupils", conflict_rejects(conflicts), [("koppeling", "pupils", "")],
+                                dt.datetime.now(dt.UTC))
+    yield dg.Output(pupils, output_name="pupils", metadata=metadata)
     yield dg.AssetObservation(
         asset_key=dg.AssetKey("pupils"),
         description=f"Pupil history (warehouse table pupil_history) brought up to {night.isoformat()}.",
         metadata={"history_opened": history["opened"], "history_closed": history["closed"],
                   "history_unchanged": history["unchanged"]},
     )
-    warehouse.record_quarantine("pupils", conflict_rejects(conflicts), [("koppeling", "pupils", "")],
-                                dt.datetime.now(dt.UTC))
     yield dg.Output(conflicts, output_name="pupil_conflicts", metadata={
         "dagster/row_count": len(conflicts),
         "per_rule": dg.MetadataValue.json(conflicts["rule"].value_counts().to_dict()),

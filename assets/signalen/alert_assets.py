@@ -162,7 +162,12 @@ def record_alert_night(store: AlertStore, tonight: pd.DataFrame, night: dt.date,
     if store.night_recorded(night):
         return False
     plan = plan_night(store.alerts(), tonight, night, salt=salt, reopen_within_days=reopen_within_days)
-    store.record_night(night, plan.inserts, plan.updates, plan.events, plan.active)
+    try:
+        store.record_night(night, plan.inserts, plan.updates, plan.events, plan.active)
+    except AlertStoreError:
+        if store.night_recorded(night):  # another run recorded this night meanwhile: it stands
+            return False
+        raise
     return True
 
 

@@ -3,8 +3,10 @@
 One asset per canonical dataset, downstream of its raw asset. Two checks say what happened:
 
 - ``delivery_contract`` (blocking, ERROR): a delivery that breaks the contract as a whole (a
-  required column absent or empty throughout) is rejected; downstream assets are not refreshed
-  this night and keep their last good data.
+  required column absent or empty throughout) is rejected. Raw ingest holds such a delivery back
+  and passes on its source's last good delivery instead (``assets.bronnen.ingest``), so the table
+  keeps that delivery's rows; this check is the safety net should one ever reach validation, and
+  then downstream assets are not refreshed this night.
 - ``row_rejects`` (WARN): rows quarantined, with counts per rule; it turns ERROR when the share of
   rejected rows exceeds ``validation.max_reject_share`` of the region YAML (default 20 %).
 
@@ -22,6 +24,8 @@ from assets.bronnen.ingest import DATASET_DESCRIPTIONS, OWNERS
 from assets.metadata import column_schema, preview_markdown
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
+from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
+from schemas.datasets import canonical_fields
 from schemas.validate import ValidationResult, validate_dataset
 from settings.region import Region
 
@@ -51,6 +55,7 @@ def build_validated_assets(region: Region) -> list[dg.AssetsDefinition]:
 def _validated_asset(dataset: str) -> dg.AssetsDefinition:
     key = dg.AssetKey(dataset)
     raw_key = dg.AssetKey(f"{dataset}_raw")
+    text_fields = {name for name, column in canonical_fields(dataset).items() if str(column.dtype).startswith("str")}
 
     @dg.asset(
         key=key,
@@ -79,6 +84,10 @@ def _validated_asset(dataset: str) -> dg.AssetsDefinition:
             f"{dataset}: {result.raw_rows} rows, {len(result.valid)} valid, {result.quarantined_rows} quarantined "
             f"({share:.1%}), {len(result.rejected_deliveries)} delivery(ies) rejected"
         )
+        too_long = overlong_cells(result.valid.loc[:, [c for c in result.valid.columns if c in text_fields]])
+        if too_long:
+            context.log.warning(f"{dataset}: text longer than an Excel cell holds ({MAX_CELL_CHARACTERS:,} characters) "
+                                f"in {too_long}: the XLSX outputs cut and mark it, the CSV files keep it whole")
         yield dg.Output(
             result.valid,
             metadata={
@@ -92,6 +101,7 @@ def _validated_asset(dataset: str) -> dg.AssetsDefinition:
                 "unknown_codes": dg.MetadataValue.md(_unknown_codes_markdown(result)),
                 "quarantine_new": summary.new,
                 "quarantine_resolved": summary.resolved,
+                "texts_longer_than_an_excel_cell": dg.MetadataValue.json(too_long),
                 "preview": dg.MetadataValue.md(preview_markdown(result.valid, dataset)),
             },
         )
