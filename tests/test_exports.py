@@ -23,9 +23,7 @@ from assets.gemeenten.exports import (
     AGGREGATES,
     MONITORING_COLUMNS,
     ExportInputs,
-    ExportKeyMissing,
     ExportSettings,
-    export_key,
     hmac_sha256,
     municipal_export,
     pseudonymise,
@@ -347,16 +345,6 @@ def test_the_manifest_shows_when_the_key_changed_without_revealing_it():
                                swv_code="VO2203").manifest["pseudoniem"]["sleutel_id"]
     assert first != rotated and key_of("GM0118").decode() not in first
     assert first == export_for(inputs, "GM0118", E + dt.timedelta(days=1)).manifest["pseudoniem"]["sleutel_id"]
-
-
-def test_a_missing_key_names_its_environment_variable():
-    with pytest.raises(ExportKeyMissing, match="SWV_EXPORT_KEY_GM0118"):
-        export_key("GM0118", environ={})
-
-
-def test_the_key_comes_from_the_municipalitys_own_variable():
-    environ = {"SWV_EXPORT_KEY_GM0118": "hoogeveen-secret", "SWV_EXPORT_KEY_GM0119": "meppel-secret"}
-    assert export_key("GM0119", environ) == b"meppel-secret"
 
 
 # -- what the monitoring table says ----------------------------------------------------------------

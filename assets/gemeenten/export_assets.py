@@ -1,10 +1,11 @@
 """The municipal exports as a Dagster asset: one partition per municipality (docs/exports.md).
 
 Each partition writes ``<outbox>/gemeenten/<GMcode>/<evaluation date>/``: the monitoring table, the
-suppressed aggregates and the data dictionary in CSV, XLSX and Parquet, and ``manifest.json``
-(files, rows, sha256, schema version, period, legal basis, stale sources). Then it logs every file
-in the warehouse's ``export_log`` and, where the municipality has a receiver configured, uploads
-the files (manifest last) and records the receiver's checksums.
+suppressed aggregates and the data dictionary in the formats of the region file (``exports.formats``:
+CSV, XLSX and Parquet by default), and ``manifest.json`` (files, rows, sha256, schema version, period,
+legal basis, stale sources). Then it logs every file in the warehouse's ``export_log`` and, where the
+region file gives the municipality a receiver (``exports.upload``), uploads the files (manifest last)
+through the ``export_uploads`` resource and records the receiver's checksums.
 
 Order of safety: nothing is written unless the privacy guard passes (own residents only, no
 identifier of any pupil in any published cell, no count 1-5); files are written atomically with the
@@ -13,7 +14,7 @@ manifest last; a file that was not confirmed by the receiver is sent again on th
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,11 +31,9 @@ from assets.gemeenten.exports import (
     SMALL_CELL,
     ColumnDoc,
     ExportInputs,
-    ExportKeyMissing,
     ExportSettings,
     MunicipalExport,
     export_from_facts,
-    export_key,
     leaked_identifiers,
     resident_facts,
 )
@@ -42,7 +41,9 @@ from assets.gemeenten.retention import build_retention_asset
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, sha256, write_folder
 from connectors.region_config import RegionConfig
-from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
+from connectors.secrets import ExportKeyMissing, ExportKeys
+from connectors.upload import ExportUploads, UploadError, UploadTarget
+from settings.region import EXPORT_FORMATS, Exports, RetentionPeriods
 
 OWNERS = ["team:datastewards"]
 GROUP = "gemeenten"
@@ -70,11 +71,14 @@ def clear_interrupted_writes(folder: Path) -> list[Path]:
     return leftovers
 
 
-def write_export(export: MunicipalExport, outbox: Outbox) -> WrittenFolder:
-    """Write one municipality's export atomically (manifest last); an unchanged export is not rewritten."""
+def write_export(export: MunicipalExport, outbox: Outbox, formats: Sequence[str] = EXPORT_FORMATS) -> WrittenFolder:
+    """Write one municipality's export in ``formats`` atomically (manifest last); an unchanged export is
+    not rewritten."""
     folder = export_folder(outbox, export.gemeente, export.evaluation_date)
     clear_interrupted_writes(folder)
-    return write_folder(folder, export.files, export.manifest)
+    files = {name: content for name, content in export.files.items() if name.rsplit(".", 1)[-1] in formats}
+    manifest = {**export.manifest, "formaten": [f for f in export.manifest["formaten"] if f.split()[0] in formats]}
+    return write_folder(folder, files, manifest)
 
 
 def privacy_problems(export: MunicipalExport, pupils: pd.DataFrame, max_small: int) -> list[str]:
@@ -101,7 +105,7 @@ def logged_files(export: MunicipalExport, written: WrittenFolder) -> list[Export
 
 
 def deliver(export: MunicipalExport, written: WrittenFolder, log: ExportLog, relative_folder: str,
-            target: UploadTarget | None) -> dict[str, int]:
+            target: UploadTarget | None, uploads: ExportUploads) -> dict[str, int]:
     """Log the export and, with a target, upload what the receiver has not confirmed yet (manifest last).
 
     Each confirmation is logged as it arrives, so after a failed upload the next run sends only the
@@ -115,7 +119,7 @@ def deliver(export: MunicipalExport, written: WrittenFolder, log: ExportLog, rel
         return {"logged": added, "uploaded": 0}
     pending = log.not_uploaded(export.gemeente, relative_folder, {f.file: f.sha256 for f in files})
     uploaded = 0
-    with ExportUploader(target) as uploader:
+    with uploads.uploader(target) as uploader:
         for name in sorted(pending, key=lambda name: (name == MANIFEST, name)):
             receipt = uploader.upload_file(written.folder / name, export.evaluation_date.isoformat())
             log.record_upload(export.gemeente, relative_folder, [receipt])
@@ -153,17 +157,20 @@ def _files_markdown(written: WrittenFolder) -> str:
 def build_export_assets(
     gemeenten: dg.StaticPartitionsDefinition,
     *,
-    upload: Mapping[str, Mapping] | None = None,
+    exports: Exports | None = None,
+    retention: RetentionPeriods | None = None,
     stale_sources: StaleSources | None = None,
     settings: ExportSettings | None = None,
 ) -> list[dg.AssetsDefinition]:
     """``export_facts`` (once a night), ``municipal_exports`` (one partition per gemeente) and ``retention_purge``.
 
-    ``upload``: ``{gemeente: {url, token_env}}`` for municipalities that receive their files over
-    HTTP (others collect them from the outbox). ``stale_sources``: returns the source ids whose latest
-    delivery is stale tonight; the manifest names them.
+    ``exports``: the region file's formats and receivers (``exports.upload``: municipalities without
+    one collect their files from the outbox); ``retention``: the region file's periods.
+    ``stale_sources``: returns the source ids whose latest delivery is stale tonight; the manifest
+    names them.
     """
-    targets = upload_targets(upload)
+    exports = exports or Exports()
+    targets = exports.upload
     settings = settings or ExportSettings()
 
     @dg.asset(
@@ -213,8 +220,10 @@ def build_export_assets(
         partitions_def=gemeenten,
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"pandas", "csv", "parquet", "xlsx"},
-        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag))},
+        kinds={"pandas", *exports.formats},
+        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag)),
+                  "formats": dg.MetadataValue.json(list(exports.formats)),
+                  "receivers": dg.MetadataValue.json({g: t.url for g, t in sorted(targets.items())})},
         ins={
             # Read only what a partition uses: its own residents' facts, the identifiers the guard looks for.
             "export_facts": dg.AssetIn(metadata={"rows_of_partition": "woongemeente_code"}),
@@ -226,6 +235,8 @@ def build_export_assets(
         region_config: RegionConfig,
         outbox: Outbox,
         warehouse: dg.ResourceParam[HasEngine],
+        export_keys: ExportKeys,
+        export_uploads: ExportUploads,
         export_facts: pd.DataFrame,
         pupils: pd.DataFrame,
         thuiszitter_alerts: pd.DataFrame,
@@ -234,7 +245,7 @@ def build_export_assets(
         region = region_config.region
         evaluation_date = region_config.evaluation()
         try:
-            key = export_key(gemeente)
+            key = export_keys.key(gemeente)
         except ExportKeyMissing as error:
             raise dg.Failure(description=str(error)) from None
         stale = list(stale_sources(context)) if stale_sources else []
@@ -253,12 +264,12 @@ def build_export_assets(
                                  metadata={"problems": dg.MetadataValue.json(problems)})
             rendering.result()
 
-        written = write_export(export, outbox)
+        written = write_export(export, outbox, exports.formats)
         relative = f"{EXPORTS_FOLDER}/{gemeente}/{evaluation_date.isoformat()}"
         log = ExportLog(warehouse.engine)
         log.create()
         try:
-            delivery = deliver(export, written, log, relative, targets.get(gemeente))
+            delivery = deliver(export, written, log, relative, targets.get(gemeente), export_uploads)
         except UploadError as error:
             raise dg.Failure(description=f"{relative}: written and logged, upload failed: {error}; "
                                          "the next run sends the files not yet confirmed") from None
@@ -282,4 +293,4 @@ def build_export_assets(
             ),
         })
 
-    return [export_facts, municipal_exports, build_retention_asset()]
+    return [export_facts, municipal_exports, build_retention_asset(retention)]
