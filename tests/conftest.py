@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEMO_REGION = PROJECT / "regions" / "vo2203.yaml"
-POSTGRES_ADMIN_URL = os.environ.get("SWV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get("SWV_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
