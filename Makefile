@@ -10,7 +10,7 @@ IMAGE  ?= swv-pipeline:$(shell git describe --always --dirty 2>/dev/null || echo
 export SWV_VAR_DIR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(SWV_VAR_DIR)/dagster
 
-.PHONY: env demo test test-fast ui bench lock image check-production-lock clean
+.PHONY: env demo test test-fast test-warnings ui bench lock image check-production-lock clean
 
 env: $(VENV)/.synced
 
@@ -37,12 +37,20 @@ test: env
 test-fast: env
 	$(BIN)/python -m pytest -m "not slow"
 
+## test-warnings: the whole suite with the deprecation and supersession warnings our code causes as errors
+## (before a Dagster upgrade, docs/deploy.md); warnings inside other packages stay warnings
+test-warnings: env
+	$(BIN)/python -m pytest --deprecations-as-errors
+
 ## ui: the Dagster UI (webserver + daemon) on http://127.0.0.1:3000, with the demo's secrets and APIs
+UI_PORT ?= 3000
+DEMO_API_PORT ?= 8765
 ui: env $(DAGSTER_HOME)/dagster.yaml
 	eval "$$($(BIN)/python -m demo env)"; \
-	$(BIN)/python -m demo serve --port 8765 & api=$$!; \
+	export SWV_DEMO_API=http://127.0.0.1:$(DEMO_API_PORT); \
+	$(BIN)/python -m demo serve --port $(DEMO_API_PORT) & api=$$!; \
 	trap "kill $$api" EXIT INT TERM; \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 ## bench: the benchmark at three scales (not part of `make test`)
 bench: env

@@ -15,7 +15,7 @@ closed instead of running with a public value.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
@@ -31,9 +31,9 @@ class ExportKeyMissing(SecretMissing):
     """The municipality's pseudonymisation key is not in the environment."""
 
 
-def env_secret(name: str) -> dg.EnvVar | None:
+def env_secret(name: str, environ: Mapping[str, str] = os.environ) -> dg.EnvVar | None:
     """``dg.EnvVar(name)`` when the variable is set (and not empty) in this process, else None."""
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
+    return dg.EnvVar(name) if environ.get(name, "").strip() else None
 
 
 def env_secrets(names: Iterable[str]) -> dict[str, str]:

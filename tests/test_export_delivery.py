@@ -210,7 +210,8 @@ def test_upload_sends_every_file_and_the_receiver_confirms_its_checksum(tmp_path
 def test_a_checksum_mismatch_fails_the_upload(tmp_path, export, receiver):
     receiver.wrong_checksum_on = {1}
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with uploads(receiver).uploader(target(receiver)) as uploader, pytest.raises(UploadError, match="checksum mismatch"):
+    with uploads(receiver).uploader(target(receiver)) as uploader, \
+            pytest.raises(UploadError, match="checksum mismatch"):
         uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
 
 
@@ -225,7 +226,8 @@ def test_a_busy_receiver_is_retried(tmp_path, export, receiver):
 def test_a_receiver_that_stays_down_fails_after_the_retries(tmp_path, export, receiver):
     receiver.fail_first = 10
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with uploads(receiver).uploader(target(receiver, max_retries=2)) as uploader, pytest.raises(UploadError, match="503"):
+    with uploads(receiver).uploader(target(receiver, max_retries=2)) as uploader, \
+            pytest.raises(UploadError, match="503"):
         uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
     assert receiver.requests == 3
 

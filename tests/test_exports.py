@@ -218,6 +218,7 @@ pupil_strategy = st.builds(
 )
 
 
+@pytest.mark.slow  # a property search over 30 regions: `make test` runs it, `make test-fast` does not
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(size=st.integers(2, 6), pupils=st.lists(pupil_strategy, min_size=1, max_size=30))
 def test_each_municipality_receives_exactly_its_own_residents(size, pupils):
@@ -235,6 +236,7 @@ def test_each_municipality_receives_exactly_its_own_residents(size, pupils):
         assert grand_total in ("<5", "x", ".") or int(grand_total) == len(own)
 
 
+@pytest.mark.slow  # a property search over 20 regions of five municipalities
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pupils=st.lists(pupil_strategy, min_size=1, max_size=25))
 def test_no_identifier_name_postcode_or_birth_date_in_any_published_cell(pupils):

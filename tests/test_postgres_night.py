@@ -20,7 +20,7 @@ from tests.conftest import DEMO_REGION
 from tests.demo_region import (PRODUCTION_PROFILE, demo_environment, generate_demo, latest_row_counts,
                                postgres_databases, serve_demo_api, url_with_driver)
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # two whole demo nights
 
 
 @pytest.fixture(scope="module")

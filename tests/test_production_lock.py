@@ -71,8 +71,8 @@ def test_the_production_lock_installs_consistent_packages(production_python):
 
 
 def test_the_code_location_loads_from_the_production_lock(production_python, tmp_path):
-    validated = _run([str(production_python), "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
-                     cwd=PROJECT, env=_environment(SWV_VAR_DIR=str(tmp_path / "var")))
+    command = [str(production_python), "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"]
+    validated = _run(command, cwd=PROJECT, env=_environment(SWV_VAR_DIR=str(tmp_path / "var")))
     assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-3000:]
 
 

@@ -31,7 +31,8 @@ GEMEENTEN = ("GM0118", "GM0119", "GM1690", "GM1701", "GM1708")
 RUN_TIMEOUT_S = 240
 
 # dagster-graphql's client calls gql the old way; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*"),
+              pytest.mark.slow]  # dagster dev, a nightly run and a browser
 
 
 def _wait_for_run(client, run_id: str) -> dg.DagsterRunStatus:
