@@ -71,8 +71,10 @@ def test_the_production_lock_installs_consistent_packages(production_python):
 
 
 def test_the_code_location_loads_from_the_production_lock(production_python, tmp_path):
+    (tmp_path / "dagster").mkdir()
     command = [str(production_python), "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"]
-    validated = _run(command, cwd=PROJECT, env=_environment(SWV_VAR_DIR=str(tmp_path / "var")))
+    validated = _run(command, cwd=PROJECT,
+                     env=_environment(SWV_VAR_DIR=str(tmp_path / "var"), DAGSTER_HOME=str(tmp_path / "dagster")))
     assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-3000:]
 
 
