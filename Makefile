@@ -65,11 +65,12 @@ lock:
 	$(LOCK) --extra dev --constraint requirements.lock -o requirements-dev.lock
 	$(LOCK) --extra k8s --constraint requirements.lock -o requirements-k8s.lock
 
-## image: the code location's image (deploy/Dockerfile, the Kubernetes lock); without a Docker engine
-## it says so and checks the production lock instead
+## image: the code location's image (deploy/Dockerfile with IMAGE_LOCK, the production lock unless
+## IMAGE_LOCK=requirements-k8s.lock); without a Docker engine it says so and checks the production lock instead
+IMAGE_LOCK ?= requirements.lock
 image:
 	@if docker info >/dev/null 2>&1; then \
-	  docker build -f deploy/Dockerfile -t $(IMAGE) . ; \
+	  docker build -f deploy/Dockerfile --build-arg LOCK=$(IMAGE_LOCK) -t $(IMAGE) . ; \
 	else \
 	  echo "Docker has no engine on this machine: the image $(IMAGE) was NOT built."; \
 	  echo "Checking what can be checked without one (make check-production-lock)."; \
