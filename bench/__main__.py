@@ -116,7 +116,7 @@ def api_server(api_dir: Path, *, cache: bool):
 
 
 def demo_environment() -> None:
-    """Demo API tokens and pseudonym keys, as `make demo` sets them (server and children must agree)."""
+    """Demo API tokens, pseudonym keys and alert salt, as `make demo` sets them (server and children must agree)."""
     from demo.__main__ import _demo_environment
     from settings.paths import region_file
     from settings.region import load_region

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import create_tables, serialized
+from connectors.warehouse import create_engine, create_tables, serialized
 
 METADATA = sa.MetaData()
 
@@ -88,10 +88,10 @@ class AlertStoreError(RuntimeError):
 
 
 class AlertStore:
-    """The alert tables on one database; pass an Engine or a URL (``sqlite:///...``, ``postgresql+psycopg://...``)."""
+    """The alert tables on one database; pass an Engine or a URL (``sqlite:///...``, ``postgresql+psycopg2://...``)."""
 
     def __init__(self, engine: sa.Engine | str):
-        self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
 
     def create(self) -> None:
         create_tables(self.engine, METADATA)

@@ -20,7 +20,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.warehouse import create_tables, result_frame, serialized
+from connectors.warehouse import create_engine, create_tables, result_frame, serialized
 
 METADATA = sa.MetaData()
 
@@ -74,7 +74,7 @@ class ExportLog:
     """The ``export_log`` table on one database; pass an Engine or a URL."""
 
     def __init__(self, engine: sa.Engine | str):
-        self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
 
     def create(self) -> None:
         create_tables(self.engine, METADATA)

@@ -3,8 +3,10 @@
 Transient failures (429, 500/502/503/504, timeouts, dropped connections) are retried by urllib3
 with exponential backoff, honouring ``Retry-After``. Whatever still fails, and every answer that
 cannot be trusted (not JSON, the wrong shape, too large, a pagination that never ends), rejects
-the whole pull with a ``DeliveryError`` naming the URL and the page. Tokens are read from the
-environment at fetch time and never appear in a message.
+the whole pull with a ``DeliveryError`` naming the URL and the page. Tokens reach the resource as
+``dg.EnvVar`` (``connectors.secrets``: the UI shows only the variable's name), never appear in a
+message, and never travel in clear: a pull over plain ``http://`` is refused except to this machine
+(the demo and the tests), as are redirects.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import itertools
 import json
 import operator
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import dagster as dg
 import numpy as np
@@ -27,7 +29,8 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry
 
 from connectors.deliveries import Delivery, DeliveryError, text_column
-from settings.region import HttpLocation, PagePagination
+from connectors.secrets import env_secrets, secret_value
+from settings.region import HttpLocation, PagePagination, Source, secure_url
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 60.0
@@ -62,11 +65,22 @@ class JsonApi(dg.ConfigurableResource):
     must not exceed what the API is willing to return per page.
     """
 
+    tokens: dict[str, str] = {}  # auth.token_env -> the token, as dg.EnvVar(token_env)
+
     _session: requests.Session | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls, sources: Iterable[Source]) -> JsonApi:
+        """The tokens of every HTTP source with ``auth``, as far as their variables are set."""
+        return cls(tokens=env_secrets(s.location.auth.token_env for s in sources
+                                      if isinstance(s.location, HttpLocation) and s.location.auth))
 
     def fetch(self, location: HttpLocation, *, name: str) -> Delivery:
         """Every record of every page; the fingerprint covers the raw page bodies in order."""
-        headers = _auth_headers(location)
+        if not secure_url(location.url):
+            raise DeliveryError(f"{location.url}: refused: partner data and tokens go over https "
+                                "(plain http only to 127.0.0.1 or localhost)")
+        headers = _auth_headers(location, self.tokens)
         digest, size, records = hashlib.sha256(), 0, []
         session = self._session_for(location)
         try:
@@ -106,13 +120,14 @@ class JsonApi(dg.ConfigurableResource):
         return self._session
 
 
-def _auth_headers(location: HttpLocation) -> dict[str, str]:
+def _auth_headers(location: HttpLocation, tokens: Mapping[str, str]) -> dict[str, str]:
     auth = location.auth
     if auth is None:
         return {}
-    token = os.environ.get(auth.token_env)
+    token = secret_value(tokens.get(auth.token_env))
     if not token:
-        raise DeliveryError(f"{location.url}: environment variable {auth.token_env} (the API token) is not set")
+        raise DeliveryError(f"{location.url}: environment variable {auth.token_env} (the API token) is not set "
+                            "where the code location loaded")
     return {"Authorization": f"Bearer {token}"} if auth.type == "bearer" else {auth.header: token}
 
 

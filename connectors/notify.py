@@ -3,8 +3,9 @@
 The callers decide what goes in a message; this module only delivers it. Each configured channel
 is tried (twice by default), even when another one fails; if any of them still fails, ``send``
 raises ``NotificationError`` naming the channels (never the message, never a token), so a failed
-alert shows in the UI instead of disappearing. Secrets never live in configuration: the webhook token and the SMTP password are
-read from the environment variables the configuration names, at send time.
+alert shows in the UI instead of disappearing. The SMTP password, the webhook URL (a chat service's
+incoming-webhook URL is itself a secret) and its token reach the resource as ``dg.EnvVar``
+(``connectors.secrets``): the UI shows the variables' names only.
 
 The webhook receives ``POST`` JSON ``{"text": "<subject>\\n\\n<body>", "subject": ..., "body": ...}``:
 ``text`` is what Slack, Mattermost and Teams incoming webhooks display. Redirects are refused so a
@@ -19,13 +20,13 @@ import time
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import urlsplit
 
 import dagster as dg
 import requests
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+from connectors.secrets import env_secret, secret_value
+from settings.region import secure_url
 
 
 class NotificationError(RuntimeError):
@@ -35,17 +36,17 @@ class NotificationError(RuntimeError):
 class Notifier(dg.ConfigurableResource):
     """Where operator alerts go. With no channel configured, ``send`` delivers nothing and returns []."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # a wrong webhook URL is still a secret
+
     smtp_host: str | None = Field(default=None, description="SMTP relay; None: no e-mail.")
     smtp_port: int = Field(default=25, gt=0)
     smtp_from: str | None = Field(default=None, description="Sender address, e.g. pipeline@swv.example.")
     smtp_to: list[str] = Field(default_factory=list, description="Recipients, e.g. the functioneel beheerder.")
     smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS (port 587).")
     smtp_user: str | None = None
-    smtp_password_env: str | None = Field(default=None, description="Environment variable holding the SMTP password.")
-    webhook_url: str | None = Field(default=None, description="Incoming-webhook URL; None: no webhook.")
-    webhook_token_env: str | None = Field(
-        default=None, description="Environment variable holding a bearer token for the webhook, if it needs one."
-    )
+    smtp_password: str | None = Field(default=None, description="The SMTP password, as dg.EnvVar.")
+    webhook_url: str | None = Field(default=None, description="Incoming-webhook URL, as dg.EnvVar; None: no webhook.")
+    webhook_token: str | None = Field(default=None, description="A bearer token for the webhook, as dg.EnvVar.")
     timeout_s: float = Field(default=10.0, gt=0)
     attempts: int = Field(default=2, ge=1, description="Tries per channel: a relay or chat service can hiccup.")
     retry_delay_s: float = Field(default=2.0, ge=0)
@@ -54,8 +55,8 @@ class Notifier(dg.ConfigurableResource):
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Notifier":
         """The notifier configured by ``SWV_SMTP_*`` and ``SWV_ALERT_WEBHOOK_*`` (docs/runbook.md).
 
-        ``SWV_SMTP_TO`` is a comma-separated list; the password and the webhook token stay in
-        ``SWV_SMTP_PASSWORD`` and ``SWV_ALERT_WEBHOOK_TOKEN`` and are read only when sending.
+        ``SWV_SMTP_TO`` is a comma-separated list; ``SWV_SMTP_PASSWORD``, ``SWV_ALERT_WEBHOOK_URL`` and
+        ``SWV_ALERT_WEBHOOK_TOKEN`` are secrets: the resource holds their names, Dagster their values.
         """
         return cls(
             smtp_host=environ.get("SWV_SMTP_HOST") or None,
@@ -64,22 +65,18 @@ class Notifier(dg.ConfigurableResource):
             smtp_to=[a.strip() for a in environ.get("SWV_SMTP_TO", "").split(",") if a.strip()],
             smtp_starttls=environ.get("SWV_SMTP_STARTTLS", "").lower() in {"1", "true", "yes"},
             smtp_user=environ.get("SWV_SMTP_USER") or None,
-            smtp_password_env="SWV_SMTP_PASSWORD" if environ.get("SWV_SMTP_USER") else None,
-            webhook_url=environ.get("SWV_ALERT_WEBHOOK_URL") or None,
-            webhook_token_env="SWV_ALERT_WEBHOOK_TOKEN" if "SWV_ALERT_WEBHOOK_TOKEN" in environ else None,
+            smtp_password=env_secret("SWV_SMTP_PASSWORD", environ) if environ.get("SWV_SMTP_USER") else None,
+            webhook_url=env_secret("SWV_ALERT_WEBHOOK_URL", environ),
+            webhook_token=env_secret("SWV_ALERT_WEBHOOK_TOKEN", environ),
         )
 
-    @field_validator("webhook_url")
+    @field_validator("webhook_url", mode="before")
     @classmethod
     def _secure(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
+        # A dg.EnvVar is checked when Dagster resolves it, as the resource starts; the URL is never repeated.
+        if value is None or isinstance(value, dg.EnvVar) or secure_url(value):
             return value
-        if parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS:
-            return value
-        raise ValueError(f"{value!r}: webhooks go over https (plain http only to 127.0.0.1 or localhost)")
+        raise ValueError("the webhook goes over https (plain http only to 127.0.0.1 or localhost)")
 
     @property
     def channels(self) -> list[str]:
@@ -131,13 +128,13 @@ class Notifier(dg.ConfigurableResource):
             if self.smtp_starttls:
                 smtp.starttls()
             if self.smtp_user:
-                smtp.login(self.smtp_user, _secret(self.smtp_password_env, "smtp_password_env"))
+                smtp.login(self.smtp_user, _secret(self.smtp_password, "SWV_SMTP_PASSWORD"))
             smtp.send_message(message)
 
     def _post_webhook(self, subject: str, body: str) -> None:
         headers = {"Content-Type": "application/json"}
-        if self.webhook_token_env:
-            headers["Authorization"] = f"Bearer {_secret(self.webhook_token_env, 'webhook_token_env')}"
+        if self.webhook_token:
+            headers["Authorization"] = f"Bearer {_secret(self.webhook_token, 'SWV_ALERT_WEBHOOK_TOKEN')}"
         response = requests.post(
             self.webhook_url,
             json={"text": f"{subject}\n\n{body}", "subject": subject, "body": body},
@@ -149,8 +146,8 @@ class Notifier(dg.ConfigurableResource):
             raise NotificationError(f"webhook answered HTTP {response.status_code}")
 
 
-def _secret(env_name: str | None, setting: str) -> str:
-    value = os.environ.get(env_name or "")
-    if not value:
-        raise NotificationError(f"{setting} names {env_name!r}, but that environment variable is not set")
-    return value
+def _secret(value: str | None, variable: str) -> str:
+    secret = secret_value(value)
+    if not secret:
+        raise NotificationError(f"environment variable {variable} is not set")
+    return secret

@@ -8,66 +8,59 @@ delivery. Transient failures (429, 500/502/503/504, dropped connections) are ret
 with exponential backoff, honouring ``Retry-After`` up to a minute; redirects are refused so a
 token never travels to another host. Plain ``http://`` is accepted only for 127.0.0.1/localhost.
 
-Configuration per municipality, ``{gemeente: {url, token_env}}`` (docs/exports.md, "Upload").
+Configuration per municipality in the region file, ``exports.upload.<GMcode>: {url, token_env}``
+(``settings.region.UploadTarget``, docs/exports.md, "Upload"). The tokens reach ``ExportUploads``, the
+resource the export asset sends through, as ``dg.EnvVar`` (``connectors.secrets``); a test swaps the
+resource for one that records or fails.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-from collections.abc import Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+import dagster as dg
 import requests
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from requests.adapters import HTTPAdapter
 
 from connectors.export_log import UploadedFile
 from connectors.http_api import retry_policy
-
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+from connectors.secrets import env_secrets, secret_value
+from settings.region import UploadTarget
 
 
 class UploadError(RuntimeError):
     """A file could not be delivered, or the receiver did not confirm the bytes we sent."""
 
 
-class UploadTarget(BaseModel):
-    """Where one municipality receives its export."""
+class ExportUploads(dg.ConfigurableResource):
+    """Opens an ``ExportUploader`` to a municipality's receiver, with the token its target names."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    tokens: dict[str, str] = {}  # token_env -> the token, as dg.EnvVar(token_env)
 
-    url: str = Field(description="Base URL; files go to {url}/{periode}/{file}.")
-    token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    read_timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=4, ge=0)
-    backoff_factor: float = Field(default=0.5, ge=0)
-
-    @field_validator("url")
     @classmethod
-    def _secure(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value.rstrip("/")
-        if parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS:
-            return value.rstrip("/")
-        raise ValueError(f"{value!r}: exports go over https (plain http only to 127.0.0.1 or localhost)")
+    def from_env(cls, targets: Iterable[UploadTarget]) -> ExportUploads:
+        return cls(tokens=env_secrets(t.token_env for t in targets if t.token_env))
 
-
-def upload_targets(config: Mapping[str, Mapping | UploadTarget] | None) -> dict[str, UploadTarget]:
-    """``{gemeente: {url, token_env, ...}}`` validated into targets (empty when not configured)."""
-    return {gemeente: UploadTarget.model_validate(target) for gemeente, target in (config or {}).items()}
+    def uploader(self, target: UploadTarget) -> ExportUploader:
+        """An open uploader (a context manager); a token that is not set is an ``UploadError`` naming it."""
+        if target.token_env is None:
+            return ExportUploader(target, token=None)
+        token = secret_value(self.tokens.get(target.token_env))
+        if not token:
+            raise UploadError(f"{target.url}: environment variable {target.token_env} (the upload token) is not set")
+        return ExportUploader(target, token=token)
 
 
 class ExportUploader:
     """Uploads files to one target, one session with retries; use as a context manager."""
 
-    def __init__(self, target: UploadTarget, environ: Mapping[str, str] = os.environ):
+    def __init__(self, target: UploadTarget, token: str | None):
         self.target = target
-        self._headers = _auth_headers(target, environ)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = requests.Session()
         retry = retry_policy(target.max_retries, target.backoff_factor, "PUT")
         self._session.mount(target.url, HTTPAdapter(max_retries=retry))
@@ -107,15 +100,6 @@ class ExportUploader:
             raise UploadError(f"{where}: checksum mismatch: we sent sha256 {ours}, the receiver has {theirs}")
         return UploadedFile(file=path.name, sha256=ours, receiver_sha256=theirs,
                             uploaded_at=dt.datetime.now(dt.UTC).replace(microsecond=0))
-
-
-def _auth_headers(target: UploadTarget, environ: Mapping[str, str]) -> dict[str, str]:
-    if target.token_env is None:
-        return {}
-    token = environ.get(target.token_env, "")
-    if not token:
-        raise UploadError(f"{target.url}: environment variable {target.token_env} (the upload token) is not set")
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _receiver_sha256(response: requests.Response) -> str | None:

@@ -3,6 +3,7 @@
     python -m demo run [--pupils N] [--seed S] [--port P]  what `make demo` does
     python -m demo generate [--pupils N] [--seed S]  only write the deliveries and the truth file
     python -m demo serve [--port 8765]               only serve the partner APIs (for `make ui`)
+    python -m demo env                               print the demo's secrets as shell exports (for `make ui`)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 import time
 
+from connectors.secrets import ALERT_SALT_ENV, export_key_variable
 from settings.paths import region_file, var_layout
 from settings.region import load_region
 
@@ -20,20 +22,26 @@ from settings.region import load_region
 # so every demo night exercises the retries (keyed by source id of the demo region YAML).
 DEMO_FAULTS = {"wachtlijst_westerveld": {"rate_limit_every": 7, "unavailable_every": 11, "retry_after_s": 1}}
 DEMO_EXPORT_KEY_PREFIX = "demo-pseudonym-key-"
+DEMO_ALERT_SALT = "swv-demo-alert-salt-replace-in-production"  # public: the pipeline has no default salt
 
 
 def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _demo_environment(region) -> None:
-    """Demo-only secrets: tokens for the demo API and per-municipality pseudonym keys."""
+def _demo_environment(region) -> dict[str, str]:
+    """Demo-only secrets, where not set already: tokens for the demo API, per-municipality pseudonym
+    keys and the alert salt. The pipeline itself has no default for any of them (connectors/secrets.py).
+    Returns them as they are now in the environment."""
+    secrets = {}
     for source in region.sources.values():
         auth = getattr(source.location, "auth", None)
         if auth is not None:
-            os.environ.setdefault(auth.token_env, f"demo-token-{auth.token_env.lower()}")
+            secrets[auth.token_env] = f"demo-token-{auth.token_env.lower()}"
     for code in region.gemeente_codes:
-        os.environ.setdefault(f"SWV_EXPORT_KEY_{code}", DEMO_EXPORT_KEY_PREFIX + code)
+        secrets[export_key_variable(code)] = DEMO_EXPORT_KEY_PREFIX + code
+    secrets[ALERT_SALT_ENV] = DEMO_ALERT_SALT
+    return {name: os.environ.setdefault(name, value) for name, value in secrets.items()}
 
 
 def generate(args) -> dict:
@@ -106,7 +114,7 @@ def _report(counts: dict, result, var) -> None:
         files = sorted(p for p in (outbox / folder).rglob("*") if p.is_file() and "_versies" not in p.parts)
         folders = sorted({p.parent for p in files})
         print(f"  {what:20} {len(files):>4} files in {len(folders):>3} folders under {outbox / folder}")
-    print(f"  {'warehouse':20} {os.environ.get('SWV_WAREHOUSE_URL') or var.warehouse_url}")
+    print(f"  {'warehouse':20} {_without_password(os.environ.get('SWV_WAREHOUSE_URL') or var.warehouse_url)}")
     print(f"  {'raw snapshots':20} {var.lake / 'raw'}")
     print(f"  {'run history':20} {var.dagster_home}")
 
@@ -117,6 +125,12 @@ def _report(counts: dict, result, var) -> None:
     print(f"  waitlists: {status(result.waitlists)}")
     print(f"  exports:   {status(result.exports)}")
     print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts.")
+
+
+def _without_password(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 def serve(args) -> int:
@@ -132,6 +146,14 @@ def serve(args) -> int:
     return 0
 
 
+def env(args) -> int:
+    import shlex
+
+    for name, value in _demo_environment(load_region(region_file())).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
                                     help=f"port of the demo APIs (default: {DEMO_API_PORT}, or any free one)")
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=8765)
+    sub.add_parser("env")
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(args)
         return 0
-    return {"run": run, "serve": serve}[args.command](args)
+    return {"run": run, "serve": serve, "env": env}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The code location: assets, checks, jobs, schedules and the resources they run with.
 
 Everything here is wiring. The region YAML is loaded and validated when Definitions load, so a
-broken configuration fails ``dagster definitions validate`` with the file, key and problem.
+broken configuration fails ``dagster definitions validate`` with the file, key and problem. Secrets
+(warehouse URL, partner and upload tokens, export keys, alert salt) enter the resources as
+``dg.EnvVar``: Dagster reads them when a run starts, and the UI shows only their names
+(``connectors/secrets.py``).
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from connectors.lake import LakeIOManager, RawSnapshots
 from connectors.notify import Notifier
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
+from connectors.secrets import AlertSalt, ExportKeys
+from connectors.upload import ExportUploads
 from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
 from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
 from pipelines.jobs import build_jobs_and_schedules
 from pipelines.sensors import (build_delivery_sensor, check_failure_notification, held_back_notification,
                                run_failure_notification)
-from settings.paths import region_file, var_layout, warehouse_url
+from settings.paths import region_file, var_layout
 from settings.region import load_region
 
 
@@ -52,7 +57,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
 
     assets = [*build_raw_assets(region), *build_validated_assets(region), linked_pupils,
               po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
-              *build_export_assets(region.gemeenten, stale_sources=stale_tonight)]
+              *build_export_assets(region.gemeenten, exports=region.exports, retention=region.retention,
+                                   stale_sources=stale_tonight)]
     freshness_checks = build_freshness_checks(region)
     jobs, schedules = build_jobs_and_schedules(nightly_executor())
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)
@@ -63,11 +69,14 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     resources = {
         "region_config": RegionConfig(path=str(region_path)),
         "source_files": SourceFiles(root=str(var.sources)),
-        "json_api": JsonApi(),
+        "json_api": JsonApi.from_env(region.sources.values()),
         "raw_snapshots": RawSnapshots(root=str(var.lake)),
         "lake_io_manager": LakeIOManager(root=str(os.environ.get("SWV_LAKE_URL", var.lake))),
-        "warehouse": Warehouse(url=warehouse_url()),
+        "warehouse": Warehouse.from_env(default_url=var.warehouse_url),
         "outbox": Outbox(root=str(var.outbox)),
+        "export_keys": ExportKeys.from_env(region.gemeente_codes),
+        "export_uploads": ExportUploads.from_env(region.exports.upload.values()),
+        "alert_salt": AlertSalt.from_env(),
         "notifier": Notifier.from_env(),
     }
     return dg.Definitions(assets=assets, asset_checks=freshness_checks, jobs=[*jobs, freshness_job],

@@ -53,8 +53,3 @@ def var_layout() -> VarLayout:
 
 def region_file() -> Path:
     return Path(os.environ.get("SWV_REGION_FILE", DEFAULT_REGION_FILE))
-
-
-def warehouse_url() -> str:
-    """SQLAlchemy URL of the warehouse: ``SWV_WAREHOUSE_URL``, else a SQLite file under var/."""
-    return os.environ.get("SWV_WAREHOUSE_URL") or var_layout().warehouse_url

@@ -12,10 +12,12 @@ file: a source names the *environment variable* that holds its token (``token_en
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -222,6 +224,89 @@ class AlertThresholds(_Strict):
                                       description="Thuiszitterspact: months without a place (domain.md §4.2).")
 
 
+def secure_url(url: str) -> bool:
+    """https, or plain http to this machine only (tests, the demo): a token or personal data never
+    crosses a network in clear (AVG art. 32)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    try:
+        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        loopback = False
+    return parts.scheme == "http" and loopback
+
+
+class UploadTarget(_Strict):
+    """Where one municipality receives its export over HTTPS (docs/exports.md, 'Upload')."""
+
+    url: str = Field(description="Base URL; files go to {url}/{periode}/{file}.")
+    token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_factor: float = Field(default=0.5, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _secure(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.username or parts.password:  # checked first: the message must not repeat a password
+            raise ValueError("the URL holds a user or password: name the variable with the token in token_env instead")
+        if not secure_url(value):
+            raise ValueError(f"{value!r}: exports go over https (plain http only to 127.0.0.1 or localhost)")
+        return value.rstrip("/")
+
+
+EXPORT_FORMATS = ("csv", "xlsx", "parquet")
+
+
+class Exports(_Strict):
+    """What each municipality's export holds and where it goes (``exports:`` key, docs/exports.md)."""
+
+    formats: list[Literal["csv", "xlsx", "parquet"]] = Field(
+        default_factory=lambda: list(EXPORT_FORMATS), min_length=1,
+        description="File formats of every table; the manifest is always written.",
+    )
+    upload: dict[str, UploadTarget] = Field(
+        default_factory=dict, description="Per GM code: the receiver of that municipality's files (optional)."
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a format occurs twice in {value}")
+        return value
+
+
+# Retention periods of raw snapshots per dataset in years (docs/domain.md §7): verzuim and
+# in/uitschrijving 5 years, the leerlingdossier 2; youth care has none of its own: the shortest.
+RAW_RETENTION_YEARS = {"vo_absence": 5, "vo_enrolment": 5, "mbo_outflow": 5, "po_transfers": 2,
+                       "youth_care_waitlist": 2}
+
+
+class RetentionPeriods(_Strict):
+    """How long each kind of data is kept (``retention:`` key; ``assets/gemeenten/retention.py``)."""
+
+    raw_years: dict[Dataset, int] = Field(
+        default_factory=lambda: dict(RAW_RETENTION_YEARS),
+        description="Per canonical dataset: years a raw snapshot is kept; datasets left out keep their default.",
+    )
+    exports_days: int = Field(default=365, gt=0, description="Days an export folder is kept in the outbox.")
+    alert_history_years: int = Field(default=5, gt=0, description="Years alert history is kept (verzuim, §7).")
+
+    @field_validator("raw_years")
+    @classmethod
+    def _over_the_defaults(cls, value: dict[str, int]) -> dict[str, int]:
+        short = sorted(dataset for dataset, years in value.items() if years < 1)
+        if short:
+            raise ValueError(f"raw_years of {short}: at least 1 year")
+        return {**RAW_RETENTION_YEARS, **value}
+
+
 class Swv(_Strict):
     code: str
     naam: str
@@ -243,6 +328,8 @@ class Region(_Strict):
     calendar: Calendar = Calendar()
     validation: Validation = Validation()
     alerts: AlertThresholds = AlertThresholds()
+    exports: Exports = Exports()
+    retention: RetentionPeriods = RetentionPeriods()
     codelists: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
     )
@@ -279,6 +366,9 @@ class Region(_Strict):
             _check_codes(f"sources.{name}.codes", source.dataset, source.codes)
             _check_derivations(name, source)
         _check_codelists(self.codelists)
+        strangers = sorted(set(self.exports.upload) - set(codes))
+        if strangers:
+            raise ValueError(f"exports.upload: {strangers} are not among the gemeenten {codes}")
         return self
 
     @property

@@ -10,10 +10,32 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEMO_REGION = PROJECT / "regions" / "vo2203.yaml"
-POSTGRES_ADMIN_URL = os.environ.get("SWV_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# No wall-clock assertions in tests (speed is `make bench`'s business): Hypothesis's per-example deadline and
+# its too-slow health check fail on a busy machine, not on a wrong answer.
+settings.register_profile("swv", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("swv")
+
+# Where Python attributes a warning our own code causes (Dagster's deprecation warnings point at the caller).
+OUR_MODULES = r"(assets|connectors|pipelines|schemas|settings|demo|bench|tests)\b"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--deprecations-as-errors", action="store_true",
+                     help="fail on the DeprecationWarning and FutureWarning (Dagster's supersession) that our "
+                          "code causes; warnings inside other packages stay warnings (docs/deploy.md)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--deprecations-as-errors"):
+        for category in ("DeprecationWarning", "FutureWarning"):
+            config.addinivalue_line("filterwarnings", f"error::{category}:{OUR_MODULES}")
+
+
+POSTGRES_ADMIN_URL = os.environ.get("SWV_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture

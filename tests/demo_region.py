@@ -77,8 +77,7 @@ def serve_demo_api(var: Path) -> Iterator[str]:
 def postgres_databases(*roles: str) -> Iterator[dict[str, sa.URL]]:
     """A fresh database per role on the test server (skipped when unreachable), dropped afterwards.
 
-    URLs without a driver choice: the Dagster instance needs ``postgresql+psycopg2`` (see
-    deploy/dagster.postgres.yaml), the warehouse uses psycopg 3.
+    URLs as ``sqlalchemy.URL`` (with the password): ``url_with_driver`` makes the string a service wants.
     """
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     names = {role: f"swv_test_{role}_{uuid.uuid4().hex[:8]}" for role in roles}

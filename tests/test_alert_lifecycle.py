@@ -22,6 +22,7 @@ from assets.signalen.alert_rules import evaluate_alerts
 from connectors.alert_store import AlertStore, AlertStoreError
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
+from connectors.secrets import AlertSalt
 from tests.conftest import DEMO_REGION, postgres_database
 from tests.test_alert_rules import CALENDAR, Night, mondays
 
@@ -233,20 +234,21 @@ def _sources(frames: dict[str, pd.DataFrame]) -> list[dg.AssetsDefinition]:
 
 
 def _materialize(tmp_path: Path, on: dt.date, frames: dict[str, pd.DataFrame] | None = None,
-                 ) -> dg.ExecuteInProcessResult:
+                 salt: AlertSalt = AlertSalt(salt="test"), raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*_sources(population(on).frames() if frames is None else frames), thuiszitter_alerts],
         resources={
             "region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=on.isoformat()),
             "outbox": Outbox(root=str(tmp_path / "outbox")),
             "warehouse": SqlWarehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
+            "alert_salt": salt,
             "lake_io_manager": dg.InMemoryIOManager(),
         },
+        raise_on_error=raise_on_error,
     )
 
 
-def test_the_asset_writes_lists_per_night_and_a_rerun_rewrites_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWV_ALERT_SALT", "test")
+def test_the_asset_writes_lists_per_night_and_a_rerun_rewrites_nothing(tmp_path):
     first = _materialize(tmp_path, NIGHTS[4])
     folder = tmp_path / "outbox" / "signalen" / "2026-10-05"
     coordinator = pd.read_csv(folder / "signalen_thuiszittercoordinator.csv", sep=";", encoding="utf-8-sig", dtype=str)
@@ -271,6 +273,16 @@ def test_the_asset_writes_lists_per_night_and_a_rerun_rewrites_nothing(tmp_path,
     statuses = pd.read_csv(tmp_path / "outbox" / "signalen" / "2026-10-12" / "signalen_thuiszittercoordinator.csv",
                            sep=";", encoding="utf-8-sig", dtype=str)["status"]
     assert statuses.tolist() == ["open", "open"]
+
+
+def test_without_the_salt_the_asset_fails_naming_it_and_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SWV_ALERT_SALT", raising=False)
+    result = _materialize(tmp_path, NIGHTS[4], salt=AlertSalt.from_env(), raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "SWV_ALERT_SALT" in failure.event_specific_data.error.message
+    assert not (tmp_path / "outbox" / "signalen").exists()
+    assert not sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")).has_table("alerts")
 
 
 def test_the_asset_metadata_holds_counts_and_no_personal_data(tmp_path):

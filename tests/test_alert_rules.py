@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assets.signalen.alert_assets import alert_salt, deliver_signal_lists, night_alerts, record_alert_night, signal_lists
+from assets.signalen.alert_assets import deliver_signal_lists, night_alerts, record_alert_night, signal_lists
 from assets.signalen.alert_rules import (
     ALERT_COLUMNS,
     AlertThresholds,
@@ -593,7 +593,7 @@ def test_no_municipality_list_contains_another_municipalitys_resident(tmp_path):
     frames = night.frames()
     store = AlertStore(f"sqlite:///{tmp_path / 'warehouse.db'}")
     tonight = night.alerts()
-    record_alert_night(store, tonight, E, salt=alert_salt())
+    record_alert_night(store, tonight, E, salt=b"test-salt")
     alerts = night_alerts(store, tonight, E, frames["pupils"])
     coordinator, municipal = signal_lists(alerts, frames["pupils"], frames["vo_enrolment"], frames["po_transfers"],
                                           REGION)
@@ -621,7 +621,7 @@ def test_an_alert_follows_a_pupil_who_moves_with_the_same_id(tmp_path):
         night.enrolled("100000001", until="2026-09-01")
         frames = night.frames()
         tonight = night.alerts(on=on)
-        record_alert_night(store, tonight, on, salt=alert_salt())
+        record_alert_night(store, tonight, on, salt=b"test-salt")
         alerts = night_alerts(store, tonight, on, frames["pupils"])
         ids[on] = alert(alerts, key, "ABS")["alert_id"]
         _, municipal = signal_lists(alerts, frames["pupils"], frames["vo_enrolment"], frames["po_transfers"], REGION)

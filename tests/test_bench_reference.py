@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import pytest
 
 from tests.conftest import DEMO_REGION
@@ -49,16 +50,18 @@ def pipeline_valid_rows(region, sources, evaluation_date: dt.date) -> dict[str, 
     from settings.region import DATASETS
 
     fetched_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    files, api = SourceFiles(root=str(sources)), JsonApi()
+    files = SourceFiles(root=str(sources))
     counts = {}
-    for dataset in DATASETS:
-        frames = []
-        for source_id, source in region.sources_for(dataset).items():
-            location = source.location
-            deliveries = files.read(location) if location.kind == "file" else [api.fetch(location, name=location.url)]
-            frames += [to_canonical(delivery, source_id, source, fetched_at) for delivery in deliveries]
-        raw = pd.concat(frames, ignore_index=True)
-        counts[dataset] = len(validate_dataset(dataset, raw, region, evaluation_date=evaluation_date).valid)
+    with dg.build_resources({"api": JsonApi.from_env(region.sources.values())}) as resources:  # tokens resolved
+        for dataset in DATASETS:
+            frames = []
+            for source_id, source in region.sources_for(dataset).items():
+                location = source.location
+                deliveries = (files.read(location) if location.kind == "file"
+                              else [resources.api.fetch(location, name=location.url)])
+                frames += [to_canonical(delivery, source_id, source, fetched_at) for delivery in deliveries]
+            raw = pd.concat(frames, ignore_index=True)
+            counts[dataset] = len(validate_dataset(dataset, raw, region, evaluation_date=evaluation_date).valid)
     return counts
 
 

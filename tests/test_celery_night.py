@@ -29,7 +29,8 @@ WORKER_START_TIMEOUT_S = 60
 NIGHT_TIMEOUT_S = 240
 
 # dagster-celery registers its task once per submitted step; Celery warns about every repeat.
-pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning"),
+              pytest.mark.slow]  # a Celery worker and a whole nightly job
 
 
 def test_the_nightly_executor_is_in_process_by_default():
@@ -144,7 +145,6 @@ def _run_night_on_celery(var: Path, worker_name: str) -> dict:
     defs = build_definitions()
     run_config = night_run_config(None)
     with dg.DagsterInstance.get() as instance:
-        run_started_at = time.time()
         result = _execute_with_timeout(dg.reconstructable(nightly_job), instance, run_config)
         waitlists = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
                      if e.check_name.startswith("delivery_wachtlijst_")}
@@ -161,7 +161,6 @@ def _run_night_on_celery(var: Path, worker_name: str) -> dict:
             "status": run.status,
             "executor": defs.resolve_job_def("nightly").executor_def.name,
             "steps": {event.step_key for event in result.all_events if event.is_step_success},
-            "started_at": run_started_at,
             "materialized": {event.asset_key.to_user_string() for event in result.all_events
                              if event.is_step_materialization},
             "ran_in": ran_in,
@@ -190,6 +189,6 @@ def test_outputs_land_in_the_shared_lake_and_outbox(celery_night):
     var = celery_night["var"]
     for asset in ("po_transfers", "vo_enrolment", "pupils"):
         assert asset in celery_night["materialized"]
-        written = var / "lake" / "assets" / asset / "_all.parquet"
-        assert written.stat().st_mtime >= celery_night["started_at"], f"{asset} was not written by the Celery run"
+        # A fresh folder, and only the nightly run materializes these: the file is the Celery run's.
+        assert (var / "lake" / "assets" / asset / "_all.parquet").exists(), f"{asset} is not in the shared lake"
     assert list((var / "outbox" / "overdracht").rglob("overdracht.csv"))

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import DEMO_REGION
 
+pytestmark = pytest.mark.slow  # a whole demo night
 PUPILS = 1500
 
 

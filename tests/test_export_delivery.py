@@ -20,7 +20,6 @@ import sqlalchemy as sa
 
 from assets.gemeenten.export_assets import build_export_assets, deliver, write_export
 from assets.gemeenten.retention import (
-    RetentionPeriods,
     purge,
     purge_alert_history,
     purge_exports,
@@ -31,8 +30,9 @@ from connectors.export_log import ExportedFile, ExportLog, UploadedFile
 from connectors.lake import KeptDelivery, LakeIOManager, RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
-from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
-from settings.region import Gemeente
+from connectors.secrets import ExportKeys
+from connectors.upload import ExportUploads, UploadError
+from settings.region import Exports, Gemeente, RetentionPeriods, UploadTarget
 from tests.conftest import DEMO_REGION, PROJECT
 from tests.test_exports import E, REGION_POOL, Pupil, build_inputs, export_for
 
@@ -63,6 +63,15 @@ def test_the_manifest_lists_every_file_with_its_true_sha256_and_rows(tmp_path, e
     assert manifest["files"]["monitoring.csv"]["rows"] == 2
     assert (manifest["periode"], manifest["schema_version"], manifest["gemeente"]) == ("2026-10-05", "1.0", "GM0118")
     assert set(manifest["grondslag"]) >= {"monitoring", "aggregaten"}
+
+
+def test_only_the_configured_formats_are_written_and_the_manifest_names_them(tmp_path, export):
+    written = write_export(export, Outbox(root=str(tmp_path)), ["parquet"])
+    manifest = json.loads((written.folder / "manifest.json").read_text(encoding="utf-8"))
+    assert {p.suffix for p in written.folder.iterdir() if p.name != "manifest.json"} == {".parquet"}
+    assert set(manifest["files"]) == {"monitoring.parquet", "datadictionary.parquet",
+                                      *(f"{name}.parquet" for name in export.aggregates)}
+    assert manifest["formaten"] == ["parquet"]
 
 
 def test_an_unchanged_export_is_not_rewritten(tmp_path, export):
@@ -167,14 +176,13 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver(monkeypatch):
+def receiver():
     """A receiver on 127.0.0.1 that answers with the sha256 of what it received."""
     state = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ReceiverHandler)
     server.receiver = state
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    monkeypatch.setenv(TOKEN_ENV, state.token)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/gemeente"
     yield state
     server.shutdown()
@@ -185,10 +193,15 @@ def target(receiver: Receiver, **options) -> UploadTarget:
     return UploadTarget(url=receiver.url, token_env=TOKEN_ENV, backoff_factor=0, **options)
 
 
+def uploads(receiver: Receiver, token: str | None = None) -> ExportUploads:
+    """The uploads resource with the receiver's token, as the definitions give it (``from_env``)."""
+    return ExportUploads(tokens={TOKEN_ENV: token or receiver.token})
+
+
 def test_upload_sends_every_file_and_the_receiver_confirms_its_checksum(tmp_path, export, receiver):
     written = write_export(export, Outbox(root=str(tmp_path)))
     names = [*written.files, "manifest.json"]
-    with ExportUploader(target(receiver)) as uploader:
+    with uploads(receiver).uploader(target(receiver)) as uploader:
         receipts = [uploader.upload_file(written.folder / name, "2026-10-05") for name in names]
     assert [r.file for r in receipts] == names
     for receipt in receipts:
@@ -200,14 +213,15 @@ def test_upload_sends_every_file_and_the_receiver_confirms_its_checksum(tmp_path
 def test_a_checksum_mismatch_fails_the_upload(tmp_path, export, receiver):
     receiver.wrong_checksum_on = {1}
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with ExportUploader(target(receiver)) as uploader, pytest.raises(UploadError, match="checksum mismatch"):
+    with uploads(receiver).uploader(target(receiver)) as uploader, \
+            pytest.raises(UploadError, match="checksum mismatch"):
         uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
 
 
 def test_a_busy_receiver_is_retried(tmp_path, export, receiver):
     receiver.fail_first = 2
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with ExportUploader(target(receiver, max_retries=3)) as uploader:
+    with uploads(receiver).uploader(target(receiver, max_retries=3)) as uploader:
         receipt = uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
     assert receiver.requests == 3 and receipt.receiver_sha256 == receipt.sha256
 
@@ -215,26 +229,36 @@ def test_a_busy_receiver_is_retried(tmp_path, export, receiver):
 def test_a_receiver_that_stays_down_fails_after_the_retries(tmp_path, export, receiver):
     receiver.fail_first = 10
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with ExportUploader(target(receiver, max_retries=2)) as uploader, pytest.raises(UploadError, match="503"):
+    with uploads(receiver).uploader(target(receiver, max_retries=2)) as uploader, \
+            pytest.raises(UploadError, match="503"):
         uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
     assert receiver.requests == 3
 
 
-def test_a_wrong_token_is_reported_with_its_variable(tmp_path, export, receiver, monkeypatch):
-    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+def test_a_wrong_token_is_reported_with_its_variable(tmp_path, export, receiver):
     written = write_export(export, Outbox(root=str(tmp_path)))
-    with ExportUploader(target(receiver)) as uploader, pytest.raises(UploadError, match=TOKEN_ENV):
+    with uploads(receiver, token="not-the-token").uploader(target(receiver)) as uploader, \
+            pytest.raises(UploadError, match=TOKEN_ENV):
         uploader.upload_file(written.folder / "monitoring.csv", "2026-10-05")
 
 
 def test_a_missing_token_names_its_variable(receiver, monkeypatch):
-    monkeypatch.delenv(TOKEN_ENV)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    resource = ExportUploads.from_env([target(receiver)])
+    assert resource.tokens == {}
     with pytest.raises(UploadError, match=TOKEN_ENV):
-        ExportUploader(target(receiver))
+        resource.uploader(target(receiver))
+
+
+def test_the_upload_token_is_an_environment_variable_by_name(receiver, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, receiver.token)
+    [(name, token)] = ExportUploads.from_env([target(receiver)]).tokens.items()
+    assert name == TOKEN_ENV and isinstance(token, dg.EnvVar) and token.env_var_name == TOKEN_ENV
 
 
 def test_plain_http_is_refused_except_on_this_machine():
-    assert upload_targets({"GM0118": {"url": "http://127.0.0.1:9/x"}})["GM0118"].url == "http://127.0.0.1:9/x"
+    assert UploadTarget(url="http://127.0.0.1:9/x/").url == "http://127.0.0.1:9/x"
+    assert UploadTarget(url="http://localhost:9/x").url == "http://localhost:9/x"
     with pytest.raises(ValueError, match="https"):
         UploadTarget(url="http://gemeente.example.nl/upload")
 
@@ -286,19 +310,19 @@ def test_after_a_failed_upload_the_next_run_sends_only_what_was_not_confirmed(tm
     folder = "gemeenten/GM0118/2026-10-05"
     receiver.wrong_checksum_on = {5}
     with pytest.raises(UploadError, match="checksum mismatch"):
-        deliver(export, written, log, folder, target(receiver))
-    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 15}
+        deliver(export, written, log, folder, target(receiver), uploads(receiver))
+    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 0, "uploaded": 15}
     assert receiver.requests == 5 + 15
 
 
 def test_deliver_logs_uploads_and_does_not_send_a_confirmed_file_twice(tmp_path, export, receiver, log):
     written = write_export(export, Outbox(root=str(tmp_path)))
     folder = "gemeenten/GM0118/2026-10-05"
-    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 19, "uploaded": 19}
+    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 19, "uploaded": 19}
     rows = log.rows("GM0118")
     assert (rows["receiver_sha256"] == rows["sha256"]).all()
     assert rows.set_index("file").loc["monitoring.csv", "grondslag"].startswith("Wet passend onderwijs")
-    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 0}
+    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 0, "uploaded": 0}
     assert receiver.requests == 19
 
 
@@ -320,15 +344,19 @@ def _stubs(inputs) -> list[dg.AssetsDefinition]:
     return [stub(name, frame) for name, frame in vars(inputs).items()]
 
 
-def _materialize(tmp_path, inputs, upload=None, only=()):
+KEYS = ExportKeys(per_gemeente={"GM0118": "hoogeveen-test-key", "GM0119": "meppel-test-key"})
+
+
+def _materialize(tmp_path, inputs, exports=None, only=(), keys=KEYS, uploads=ExportUploads()):
     gemeenten = [Gemeente(code="GM0118", naam="Hoogeveen"), Gemeente(code="GM0119", naam="Meppel")]
-    facts, exports, _ = build_export_assets(gemeenten, upload=upload, stale_sources=lambda context: ["vo_verzuim"])
+    facts, municipal, _ = build_export_assets(gemeenten, exports=exports, stale_sources=lambda context: ["vo_verzuim"])
     warehouse = Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}"))
     result = dg.materialize(
-        [*_stubs(inputs), facts, exports], raise_on_error=False,
+        [*_stubs(inputs), facts, municipal], raise_on_error=False,
         run_config={"ops": {"municipal_exports": {"config": {"gemeenten": list(only)}}}},
         resources={"region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
                    "outbox": Outbox(root=str(tmp_path / "outbox")), "warehouse": warehouse,
+                   "export_keys": keys, "export_uploads": uploads,
                    "lake_io_manager": LakeIOManager(root=str(tmp_path / "lake"))},
     )
     return result, warehouse
@@ -338,11 +366,10 @@ def _checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, monkeypatch):
-    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
+def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver):
     inputs = build_inputs([Pupil(home="GM0118", wait="wacht"), Pupil(home="GM0119")], REGION_POOL[:2])
-    upload = {"GM0118": {"url": receiver.url, "token_env": TOKEN_ENV, "backoff_factor": 0}}
-    result, warehouse = _materialize(tmp_path, inputs, upload, only=["GM0118"])
+    exports = Exports(upload={"GM0118": target(receiver)})
+    result, warehouse = _materialize(tmp_path, inputs, exports, only=["GM0118"], uploads=uploads(receiver))
     assert result.success
     [materialization] = result.asset_materializations_for_node("municipal_exports")
     metadata = materialization.metadata
@@ -362,11 +389,74 @@ def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver, 
     assert not checks["export_GM0119"].passed and "not exported in this run" in checks["export_GM0119"].description
 
 
+class RecordingUploads(ExportUploads):
+    """A receiver on disk instead of HTTP: each file sent is named in ``<log>`` in order; the manifest
+    can be refused. (Dagster builds the resource afresh for a run: what it records goes to a file.)"""
+
+    log: str
+    refuse_manifest: bool = False
+
+    def uploader(self, target: UploadTarget) -> _RecordingUploader:
+        return _RecordingUploader(Path(self.log), self.refuse_manifest)
+
+    def sent(self) -> list[str]:
+        path = Path(self.log)
+        return path.read_text().split() if path.exists() else []
+
+
+@dataclass
+class _RecordingUploader:
+    log: Path
+    refuse_manifest: bool
+
+    def __enter__(self) -> _RecordingUploader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def upload_file(self, path: Path, remote_folder: str) -> UploadedFile:
+        if self.refuse_manifest and path.name == "manifest.json":
+            raise UploadError(f"upload of {path.name}: HTTP 503")
+        with self.log.open("a") as log:
+            log.write(f"{remote_folder}/{path.name}\n")
+        digest = sha256(path.read_bytes())
+        return UploadedFile(path.name, digest, digest, dt.datetime(2026, 10, 5, 3, tzinfo=dt.UTC))
+
+
+def test_the_uploads_resource_can_be_swapped_and_a_failed_upload_fails_that_municipality_after_writing(tmp_path):
+    inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:2])
+    exports = Exports(upload={"GM0118": UploadTarget(url="https://upload.hoogeveen.example/swv")})
+    refusing = RecordingUploads(log=str(tmp_path / "first.txt"), refuse_manifest=True)
+    result, warehouse = _materialize(tmp_path, inputs, exports, uploads=refusing)
+    check = _checks(result)["export_GM0118"]
+    assert not check.passed and "written and logged, upload failed" in check.description
+    assert _checks(result)["export_GM0119"].passed
+    assert refusing.sent() and "2026-10-05/manifest.json" not in refusing.sent()
+    confirmed = set(ExportLog(warehouse.engine).rows("GM0118").dropna(subset=["receiver_sha256"])["file"])
+    assert confirmed == {name.split("/")[-1] for name in refusing.sent()}
+
+    recording = RecordingUploads(log=str(tmp_path / "second.txt"))
+    result, _ = _materialize(tmp_path, inputs, exports, uploads=recording)
+    assert result.success and recording.sent() == ["2026-10-05/manifest.json"]  # only what was not confirmed
+
+
+def test_the_asset_writes_only_the_configured_formats(tmp_path):
+    inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:2])
+    result, _ = _materialize(tmp_path, inputs, Exports(formats=["csv"]))
+    assert result.success
+    folder = tmp_path / "outbox" / "gemeenten" / "GM0118" / "2026-10-05"
+    assert {p.suffix for p in folder.iterdir()} == {".csv", ".json"}
+    assert _checks(result)["export_GM0118"].metadata["upload"].value == "not configured"
+
+
 def test_a_missing_key_fails_only_that_municipalitys_check_naming_the_variable(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
     monkeypatch.delenv("SWV_EXPORT_KEY_GM0119", raising=False)
+    monkeypatch.setenv("SWV_EXPORT_KEY_GM0118", "hoogeveen-test-key")
     inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0119")], REGION_POOL[:2])
-    result, _ = _materialize(tmp_path, inputs)
+    keys = ExportKeys.from_env(["GM0118", "GM0119"])
+    assert list(keys.per_gemeente) == ["GM0118"] and keys.per_gemeente["GM0118"].env_var_name == "SWV_EXPORT_KEY_GM0118"
+    result, _ = _materialize(tmp_path, inputs, keys=keys)
     assert result.success
     checks = _checks(result)
     assert not checks["export_GM0119"].passed
@@ -470,12 +560,15 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path):
     lake, outbox = tmp_path / "lake", tmp_path / "outbox"
     _aged(lake / "raw" / "vo_verzuim" / "aaa.parquet", dt.date(2020, 1, 1))
     (outbox / "gemeenten" / "GM0118" / "2024-01-01").mkdir(parents=True)
-    [_, _, retention] = build_export_assets([Gemeente(code="GM0118", naam="Hoogeveen")])
+    periods = RetentionPeriods(exports_days=30)
+    [_, _, retention] = build_export_assets([Gemeente(code="GM0118", naam="Hoogeveen")], retention=periods)
+    assert retention.specs_by_key[dg.AssetKey("retention_purge")].metadata["periods"].data["exports_days"] == 30
+    (outbox / "gemeenten" / "GM0118" / "2026-09-01").mkdir(parents=True)  # 34 days before E: past 30
     result = dg.materialize([retention], resources={
         "region_config": RegionConfig(path=str(DEMO_REGION), evaluation_date=E.isoformat()),
         "outbox": Outbox(root=str(outbox)), "raw_snapshots": RawSnapshots(root=str(lake)),
         "warehouse": Warehouse(sa.create_engine(f"sqlite:///{tmp_path / 'w.sqlite'}"))})
     metadata = result.asset_materializations_for_node("retention_purge")[0].metadata
-    assert (metadata["raw_snapshots_removed"].value, metadata["export_folders_removed"].value) == (1, 1)
+    assert (metadata["raw_snapshots_removed"].value, metadata["export_folders_removed"].value) == (1, 2)
     assert "vo_verzuim/aaa.parquet" in metadata["removed"].value
     assert not (outbox / "gemeenten" / "GM0118" / "2024-01-01").exists()

@@ -23,9 +23,7 @@ from assets.gemeenten.exports import (
     AGGREGATES,
     MONITORING_COLUMNS,
     ExportInputs,
-    ExportKeyMissing,
     ExportSettings,
-    export_key,
     hmac_sha256,
     municipal_export,
     pseudonymise,
@@ -220,6 +218,7 @@ pupil_strategy = st.builds(
 )
 
 
+@pytest.mark.slow  # a property search over 30 regions: `make test` runs it, `make test-fast` does not
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(size=st.integers(2, 6), pupils=st.lists(pupil_strategy, min_size=1, max_size=30))
 def test_each_municipality_receives_exactly_its_own_residents(size, pupils):
@@ -237,6 +236,7 @@ def test_each_municipality_receives_exactly_its_own_residents(size, pupils):
         assert grand_total in ("<5", "x", ".") or int(grand_total) == len(own)
 
 
+@pytest.mark.slow  # a property search over 20 regions of five municipalities
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pupils=st.lists(pupil_strategy, min_size=1, max_size=25))
 def test_no_identifier_name_postcode_or_birth_date_in_any_published_cell(pupils):
@@ -347,16 +347,6 @@ def test_the_manifest_shows_when_the_key_changed_without_revealing_it():
                                swv_code="VO2203").manifest["pseudoniem"]["sleutel_id"]
     assert first != rotated and key_of("GM0118").decode() not in first
     assert first == export_for(inputs, "GM0118", E + dt.timedelta(days=1)).manifest["pseudoniem"]["sleutel_id"]
-
-
-def test_a_missing_key_names_its_environment_variable():
-    with pytest.raises(ExportKeyMissing, match="SWV_EXPORT_KEY_GM0118"):
-        export_key("GM0118", environ={})
-
-
-def test_the_key_comes_from_the_municipalitys_own_variable():
-    environ = {"SWV_EXPORT_KEY_GM0118": "hoogeveen-secret", "SWV_EXPORT_KEY_GM0119": "meppel-secret"}
-    assert export_key("GM0119", environ) == b"meppel-secret"
 
 
 # -- what the monitoring table says ----------------------------------------------------------------

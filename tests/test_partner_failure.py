@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import DEMO_REGION
 
+pytestmark = pytest.mark.slow  # whole demo nights
+
 
 @pytest.fixture
 def demo_world(var_dir, monkeypatch):

@@ -20,15 +20,16 @@ from tests.conftest import DEMO_REGION
 from tests.demo_region import (PRODUCTION_PROFILE, demo_environment, generate_demo, latest_row_counts,
                                postgres_databases, serve_demo_api, url_with_driver)
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # two whole demo nights
 
 
 @pytest.fixture(scope="module")
 def databases():
     """Fresh databases for the Dagster instance and the warehouse, as the production profile wants them."""
     with postgres_databases("dagster", "warehouse") as urls:
+        # psycopg2 for both: the one PostgreSQL driver in the lock (docs/deploy.md).
         yield {"dagster": url_with_driver(urls["dagster"], "postgresql+psycopg2"),
-               "warehouse": url_with_driver(urls["warehouse"], "postgresql+psycopg")}
+               "warehouse": url_with_driver(urls["warehouse"], "postgresql+psycopg2")}
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,8 @@ def nights(tmp_path_factory, databases):
 
 def _run_night(var: Path) -> dict:
     """Run a night in the current environment and collect what it left behind."""
-    from connectors.warehouse import Warehouse
     from pipelines.definitions import build_definitions
     from pipelines.night import run_night
-    from settings.paths import warehouse_url
 
     defs = build_definitions(DEMO_REGION)
     with dg.DagsterInstance.get() as instance:
@@ -64,11 +63,11 @@ def _run_night(var: Path) -> dict:
             "row_counts": latest_row_counts(instance),
             "checks": _check_outcomes(instance, defs),
         }
-    warehouse = Warehouse(url=warehouse_url())
-    try:
-        state["quarantine"] = warehouse.quarantine_entries(open_only=False)
-    finally:
-        warehouse.dispose()
+    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as resources:  # SWV_WAREHOUSE_URL, resolved
+        try:
+            state["quarantine"] = resources.warehouse.quarantine_entries(open_only=False)
+        finally:
+            resources.warehouse.dispose()
     state["outbox"] = _outbox_digest(var / "outbox")
     return state
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from connectors.warehouse import QuarantineSummary, Warehouse, create_tables, quarantine
+from connectors.warehouse import QuarantineSummary, UtcDateTime, Warehouse, bulk_insert, create_tables, quarantine
 from tests.test_rules import BASELINE, raw_frame, validate
 
 NIGHT = dt.datetime(2026, 10, 5, 1, 30, tzinfo=dt.UTC)
@@ -115,6 +116,22 @@ def test_thousands_of_rejects_are_written_in_a_few_statements(warehouse):
     assert len(statements) < 20, "bulk statements, not a round trip per row"
     with warehouse.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(quarantine)).scalar_one() == 3000
+
+
+def test_the_bulk_path_keeps_every_value_exactly(warehouse):
+    """Tabs, line breaks and backslashes, empty text beside NULL, dates and UTC times (COPY on PostgreSQL)."""
+    table = sa.Table("bulk_values", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("text", sa.Text),
+                     sa.Column("day", sa.Date), sa.Column("moment", UtcDateTime))
+    table.create(warehouse.engine)
+    texts = ["a\tb\nc\\d\re \\N", "", None]
+    frame = pd.DataFrame({"id": [1, 2, 3], "text": pd.Series(texts, dtype=object),
+                          "day": [dt.date(2026, 10, 5), None, dt.date(2024, 2, 29)], "moment": [NIGHT, None, NIGHT]})
+    with warehouse.engine.begin() as connection:
+        assert bulk_insert(connection, table, frame) == 3
+    with warehouse.engine.connect() as connection:
+        rows = connection.execute(sa.select(table).order_by(table.c.id)).all()
+    assert [tuple(row) for row in rows] == [(1, texts[0], dt.date(2026, 10, 5), NIGHT), (2, "", None, None),
+                                            (3, None, dt.date(2024, 2, 29), NIGHT)]
 
 
 def test_ensure_schema_is_idempotent(warehouse):

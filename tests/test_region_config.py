@@ -88,3 +88,59 @@ def test_docs_sources_md_matches_the_models_and_the_demo_region():
     assert documented == sources_markdown(load_region(DEMO_REGION)), (
         "docs/sources.md is out of date: python -m schemas.document regions/vo2203.yaml > docs/sources.md"
     )
+
+
+# -- exports and retention (docs/configuration.md) ------------------------------------------------
+
+
+def test_exports_default_to_every_format_and_no_receivers():
+    exports = load_region(DEMO_REGION).exports
+    assert (exports.formats, exports.upload) == (["csv", "xlsx", "parquet"], {})
+
+
+def test_export_formats_and_a_receiver_per_municipality_are_read_from_the_file(tmp_path, demo):
+    demo["exports"] = {"formats": ["csv", "parquet"],
+                       "upload": {"GM0118": {"url": "https://upload.hoogeveen.example/swv/", "token_env": "T"}}}
+    exports = load_region(_write(tmp_path, demo)).exports
+    assert exports.formats == ["csv", "parquet"]
+    assert (exports.upload["GM0118"].url, exports.upload["GM0118"].token_env) == (
+        "https://upload.hoogeveen.example/swv", "T")
+
+
+@pytest.mark.parametrize("formats", [[], ["csv", "csv"], ["pdf"]])
+def test_an_empty_repeated_or_unknown_export_format_is_refused(tmp_path, demo, formats):
+    demo["exports"] = {"formats": formats}
+    with pytest.raises(RegionConfigError, match=r"exports\.formats"):
+        load_region(_write(tmp_path, demo))
+
+
+def test_a_receiver_for_a_municipality_outside_the_region_is_refused(tmp_path, demo):
+    demo["exports"] = {"upload": {"GM0180": {"url": "https://upload.example/x"}}}
+    with pytest.raises(RegionConfigError, match=r"exports\.upload: \['GM0180'\]"):
+        load_region(_write(tmp_path, demo))
+
+
+def test_a_receiver_over_plain_http_to_another_machine_is_refused(tmp_path, demo):
+    demo["exports"] = {"upload": {"GM0118": {"url": "http://upload.hoogeveen.example/swv"}}}
+    with pytest.raises(RegionConfigError, match=r"exports\.upload\.GM0118\.url.*https"):
+        load_region(_write(tmp_path, demo))
+
+
+def test_a_password_in_a_receiver_url_is_refused_without_repeating_it(tmp_path, demo):
+    demo["exports"] = {"upload": {"GM0118": {"url": "https://swv:geheim123@upload.example/x"}}}
+    with pytest.raises(RegionConfigError, match="token_env") as error:
+        load_region(_write(tmp_path, demo))
+    assert "geheim123" not in str(error.value)
+
+
+def test_retention_periods_given_in_the_file_replace_only_those_defaults(tmp_path, demo):
+    demo["retention"] = {"raw_years": {"po_transfers": 3}, "exports_days": 90}
+    retention = load_region(_write(tmp_path, demo)).retention
+    assert retention.raw_years["po_transfers"] == 3 and retention.raw_years["vo_absence"] == 5
+    assert (retention.exports_days, retention.alert_history_years) == (90, 5)
+
+
+def test_a_retention_period_for_an_unknown_dataset_is_refused(tmp_path, demo):
+    demo["retention"] = {"raw_years": {"verzuim": 5}}
+    with pytest.raises(RegionConfigError, match=r"retention\.raw_years\.verzuim"):
+        load_region(_write(tmp_path, demo))

@@ -1,10 +1,12 @@
 """The municipal exports as a Dagster asset: every municipality in one step, each on its own (docs/exports.md).
 
 For each municipality it writes ``<outbox>/gemeenten/<GMcode>/<evaluation date>/``: the monitoring
-table, the suppressed aggregates and the data dictionary in CSV, XLSX and Parquet, and
-``manifest.json`` (files, rows, sha256, schema version, period, legal basis, stale sources). Then it
-logs every file in the warehouse's ``export_log`` and, where the municipality has a receiver
-configured, uploads the files (manifest last) and records the receiver's checksums.
+table, the suppressed aggregates and the data dictionary in the formats of the region file
+(``exports.formats``: CSV, XLSX and Parquet by default), and ``manifest.json`` (files, rows, sha256,
+schema version, period, legal basis, stale sources). Then it logs every file in the warehouse's
+``export_log`` and, where the region file gives the municipality a receiver (``exports.upload``),
+uploads the files (manifest last) through the ``export_uploads`` resource and records the
+receiver's checksums.
 
 Each municipality succeeds or fails on its own: a missing key, a refusal by the privacy guard or a
 failed upload is that municipality's ``export_<GMcode>`` check failing (ERROR), while the others are
@@ -34,11 +36,9 @@ from assets.gemeenten.exports import (
     RESIDENT_FIELDS,
     ColumnDoc,
     ExportInputs,
-    ExportKeyMissing,
     ExportSettings,
     MunicipalExport,
     export_from_facts,
-    export_key,
     leaked_identifiers,
     resident_facts,
 )
@@ -46,7 +46,9 @@ from assets.gemeenten.retention import build_retention_asset
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, sha256, write_folder
 from connectors.region_config import RegionConfig
-from connectors.upload import ExportUploader, UploadError, UploadTarget, upload_targets
+from connectors.secrets import ExportKeyMissing, ExportKeys
+from connectors.upload import ExportUploads, UploadError, UploadTarget
+from settings.region import EXPORT_FORMATS, Exports, RetentionPeriods
 
 OWNERS = ["team:datastewards"]
 GROUP = "gemeenten"
@@ -60,10 +62,13 @@ def export_folder(outbox: Outbox, gemeente: str, evaluation_date) -> Path:
     return outbox.folder(EXPORTS_FOLDER, gemeente, evaluation_date.isoformat())
 
 
-def write_export(export: MunicipalExport, outbox: Outbox) -> WrittenFolder:
-    """Write one municipality's export atomically (manifest last); an unchanged export is not rewritten."""
+def write_export(export: MunicipalExport, outbox: Outbox, formats: Sequence[str] = EXPORT_FORMATS) -> WrittenFolder:
+    """Write one municipality's export in ``formats`` atomically (manifest last); an unchanged export is
+    not rewritten."""
     folder = export_folder(outbox, export.gemeente, export.evaluation_date)
-    return write_folder(folder, export.files, export.manifest)
+    files = {name: content for name, content in export.files.items() if name.rsplit(".", 1)[-1] in formats}
+    manifest = {**export.manifest, "formaten": [f for f in export.manifest["formaten"] if f.split()[0] in formats]}
+    return write_folder(folder, files, manifest)
 
 
 def privacy_problems(export: MunicipalExport, pupils: pd.DataFrame, max_small: int) -> list[str]:
@@ -90,7 +95,7 @@ def logged_files(export: MunicipalExport, written: WrittenFolder) -> list[Export
 
 
 def deliver(export: MunicipalExport, written: WrittenFolder, log: ExportLog, relative_folder: str,
-            target: UploadTarget | None) -> dict[str, int]:
+            target: UploadTarget | None, uploads: ExportUploads) -> dict[str, int]:
     """Log the export and, with a target, upload what the receiver has not confirmed yet (manifest last).
 
     Each confirmation is logged as it arrives, so after a failed upload the next run sends only the
@@ -104,7 +109,7 @@ def deliver(export: MunicipalExport, written: WrittenFolder, log: ExportLog, rel
         return {"logged": added, "uploaded": 0}
     pending = log.not_uploaded(export.gemeente, relative_folder, {f.file: f.sha256 for f in files})
     uploaded = 0
-    with ExportUploader(target) as uploader:
+    with uploads.uploader(target) as uploader:
         for name in sorted(pending, key=lambda name: (name == MANIFEST, name)):
             receipt = uploader.upload_file(written.folder / name, export.evaluation_date.isoformat())
             log.record_upload(export.gemeente, relative_folder, [receipt])
@@ -189,7 +194,8 @@ def _outcomes_markdown(outcomes: Sequence[ExportOutcome], names: Mapping[str, st
 def build_export_assets(
     gemeenten: Sequence,
     *,
-    upload: Mapping[str, Mapping] | None = None,
+    exports: Exports | None = None,
+    retention: RetentionPeriods | None = None,
     stale_sources: StaleSources | None = None,
     settings: ExportSettings | None = None,
 ) -> list[dg.AssetsDefinition]:
@@ -197,11 +203,13 @@ def build_export_assets(
 
     ``gemeenten``: the region's municipalities (``settings.region.Gemeente``: code and naam).
 
-    ``upload``: ``{gemeente: {url, token_env}}`` for municipalities that receive their files over
-    HTTP (others collect them from the outbox). ``stale_sources``: returns the source ids whose latest
-    delivery is stale tonight; the manifest names them.
+    ``exports``: the region file's formats and receivers (``exports.upload``: municipalities without
+    one collect their files from the outbox); ``retention``: the region file's periods.
+    ``stale_sources``: returns the source ids whose latest delivery is stale tonight; the manifest
+    names them.
     """
-    targets = upload_targets(upload)
+    exports = exports or Exports()
+    targets = exports.upload
     settings = settings or ExportSettings()
 
     @dg.asset(
@@ -240,11 +248,12 @@ def build_export_assets(
         })
 
     def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, pupils: pd.DataFrame,
-                   thuiszitter_alerts: pd.DataFrame, stale: list[str], outbox: Outbox, log: ExportLog) -> ExportOutcome:
+                   thuiszitter_alerts: pd.DataFrame, stale: list[str], outbox: Outbox, log: ExportLog,
+                   export_keys: ExportKeys, export_uploads: ExportUploads) -> ExportOutcome:
         """Write, log and deliver one municipality's export; every refusal is its outcome, never an exception."""
         relative = f"{EXPORTS_FOLDER}/{gemeente}/{evaluation_date.isoformat()}"
         try:
-            key = export_key(gemeente)
+            key = export_keys.key(gemeente)
         except ExportKeyMissing as error:
             return ExportOutcome(gemeente, False, f"{error}; nothing written", metadata={"folder": relative})
         export = export_from_facts(facts, thuiszitter_alerts, gemeente=gemeente, evaluation_date=evaluation_date,
@@ -261,11 +270,11 @@ def build_export_assets(
                                      metadata={"folder": relative, "problems": dg.MetadataValue.json(problems)})
             rendering.result()
 
-        written = write_export(export, outbox)
+        written = write_export(export, outbox, exports.formats)
         metadata = {"folder": relative, "rows": len(export.monitoring), "changed": written.changed,
                     "files": dg.MetadataValue.md(_files_markdown(written))}
         try:
-            delivery = deliver(export, written, log, relative, targets.get(gemeente))
+            delivery = deliver(export, written, log, relative, targets.get(gemeente), export_uploads)
         except UploadError as error:
             return ExportOutcome(gemeente, False, f"written and logged, upload failed: {error}; the next run sends "
                                  "the files not yet confirmed", len(export.monitoring), metadata)
@@ -285,8 +294,10 @@ def build_export_assets(
         ),
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"pandas", "csv", "parquet", "xlsx"},
-        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag))},
+        kinds={"pandas", *exports.formats},
+        metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag)),
+                  "formats": dg.MetadataValue.json(list(exports.formats)),
+                  "receivers": dg.MetadataValue.json({g: t.url for g, t in sorted(targets.items())})},
         check_specs=[dg.AssetCheckSpec(
             export_check_name(g.code), asset="municipal_exports",
             description=(f"{g.naam} ({g.code}): tonight's export is written, passed the privacy guard and, where "
@@ -300,6 +311,8 @@ def build_export_assets(
         region_config: RegionConfig,
         outbox: Outbox,
         warehouse: dg.ResourceParam[HasEngine],
+        export_keys: ExportKeys,
+        export_uploads: ExportUploads,
         export_facts: pd.DataFrame,
         pupils: pd.DataFrame,
         thuiszitter_alerts: pd.DataFrame,
@@ -324,7 +337,7 @@ def build_export_assets(
                 continue
             own = facts.iloc[residents.get(gemeente, [])]
             outcomes.append(export_one(gemeente, context, region, evaluation_date, own, pupils,
-                                       thuiszitter_alerts, stale, outbox, log))
+                                       thuiszitter_alerts, stale, outbox, log, export_keys, export_uploads))
         failed = [o.gemeente for o in outcomes if not o.passed]
         if failed:
             context.log.error(f"export failed for {', '.join(f'{names[g]} ({g})' for g in failed)}: see the "
@@ -342,4 +355,4 @@ def build_export_assets(
         for outcome in outcomes:
             yield outcome.check_result()
 
-    return [export_facts, municipal_exports, build_retention_asset()]
+    return [export_facts, municipal_exports, build_retention_asset(retention)]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,6 @@ from schemas.frames import select_rows
 from settings.region import Calendar
 
 SCHEMA_VERSION = "1.0"
-KEY_VARIABLE_PREFIX = "SWV_EXPORT_KEY_"
 
 # Legal basis per exported dataset (domain.md §7, §9 item 14). Defaults; a region overrides them in
 # ``ExportSettings.grondslag`` once its convenant names the articles.
@@ -92,27 +90,6 @@ class ExportSettings(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # The pseudonym (domain.md §9 item 14: per-recipient keyed pseudonyms)
-
-
-class ExportKeyMissing(RuntimeError):
-    """The municipality's pseudonymisation key is not in the environment."""
-
-
-def export_key_variable(gemeente: str) -> str:
-    """``SWV_EXPORT_KEY_GM0118``: the environment variable that holds one municipality's key."""
-    return f"{KEY_VARIABLE_PREFIX}{gemeente}"
-
-
-def export_key(gemeente: str, environ: Mapping[str, str] = os.environ) -> bytes:
-    """The municipality's key from the environment; missing is an error that names the variable."""
-    name = export_key_variable(gemeente)
-    value = environ.get(name, "")
-    if not value.strip():
-        raise ExportKeyMissing(
-            f"{gemeente}: environment variable {name} (the pseudonymisation key of this municipality) is not set; "
-            "set it to a long random secret that is the same every night (docs/exports.md, 'Sleutel')"
-        )
-    return value.encode("utf-8")
 
 
 def key_id(key: bytes) -> str:

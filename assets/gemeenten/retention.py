@@ -1,7 +1,8 @@
 """Retention: what is older than its period is deleted, every night, and the deletion is logged.
 
 Periods (docs/domain.md §7, [S] PO-Raad/VNG selectielijst; §9 item 15 "retention policies as
-config ... enforced by a scheduled purge asset"), as configuration with these defaults:
+config ... enforced by a scheduled purge asset"), as configuration (the region file's ``retention:``
+key, ``settings.region.RetentionPeriods``) with these defaults:
 
 | what | default | why |
 |---|---|---|
@@ -27,29 +28,15 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.export_log import HasEngine
 from connectors.lake import RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
+from settings.region import RetentionPeriods
 
 OWNERS = ["team:datastewards"]
 GROUP = "gemeenten"
-
-
-class RetentionPeriods(BaseModel):
-    """How long each kind of data is kept (the table in this module's docstring, docs/exports.md)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    raw_years: dict[str, int] = Field(
-        default_factory=lambda: {"vo_absence": 5, "vo_enrolment": 5, "mbo_outflow": 5,
-                                 "po_transfers": 2, "youth_care_waitlist": 2},
-        description="Per canonical dataset: years a raw snapshot is kept (domain.md §7).",
-    )
-    exports_days: int = Field(default=365, gt=0, description="Days an export folder is kept in the outbox.")
-    alert_history_years: int = Field(default=5, gt=0, description="Years alert history is kept (verzuim, §7).")
 
 
 HistoryPurge = Callable[[sa.Engine, dt.date], dict[str, int]]

@@ -15,14 +15,14 @@ recorded once: re-running it changes nothing and shows the recorded statuses.
 
 Alert ids are ``HMAC-SHA256(salt, pupil_key|reason|episode_start)``, truncated: stable per episode,
 and without the salt nobody can test a BSN against an id. The salt is per installation, from the
-environment variable ``SWV_ALERT_SALT``; the demo default is public and must be replaced in production.
+environment variable ``SWV_ALERT_SALT`` through the ``alert_salt`` resource (``connectors.secrets``);
+without it the step fails (there is no default salt).
 """
 
 
 import datetime as dt
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 
 import dagster as dg
@@ -36,11 +36,10 @@ from assets.koppeling.linkage import KEY_FIELDS, key_positions, pupil_key
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
 from connectors.region_config import RegionConfig
+from connectors.secrets import AlertSalt, SecretMissing
 from schemas.frames import select_rows
 from settings.region import Region
 
-SALT_ENV = "SWV_ALERT_SALT"
-DEMO_ALERT_SALT = "swv-demo-alert-salt-replace-in-production"
 ALERT_ID_LENGTH = 20  # hex characters: 80 bits
 REOPEN_WITHIN_DAYS = 28
 
@@ -56,11 +55,6 @@ _ATTRIBUTES = ["category", "woongemeente_code", "vo_brin6", "episode_start", "we
 
 # ---------------------------------------------------------------------------------------------
 # Alert ids
-
-
-def alert_salt() -> bytes:
-    """The per-installation HMAC key (``SWV_ALERT_SALT``), read when a night runs, never at import."""
-    return os.environ.get(SALT_ENV, DEMO_ALERT_SALT).encode()
 
 
 def alert_ids(frame: pd.DataFrame, salt: bytes) -> pd.Series:
@@ -363,6 +357,7 @@ def thuiszitter_alerts(
     region_config: RegionConfig,
     outbox: Outbox,
     warehouse: dg.ResourceParam[HasEngine],
+    alert_salt: AlertSalt,
     vo_enrolment: pd.DataFrame,
     vo_absence: pd.DataFrame,
     po_transfers: pd.DataFrame,
@@ -373,8 +368,10 @@ def thuiszitter_alerts(
 ) -> dg.Output[pd.DataFrame]:
     region = region_config.region
     night = region_config.evaluation()
-    if SALT_ENV not in os.environ:
-        context.log.warning(f"{SALT_ENV} is not set: alert ids use the public demo salt; set it in production")
+    try:
+        salt = alert_salt.value()
+    except SecretMissing as error:
+        raise dg.Failure(description=str(error)) from None
 
     tonight = evaluate_alerts(
         vo_enrolment=vo_enrolment, vo_absence=vo_absence, po_transfers=po_transfers, mbo_outflow=mbo_outflow,
@@ -384,7 +381,7 @@ def thuiszitter_alerts(
 
     store = AlertStore(warehouse.engine)
     try:
-        recorded = record_alert_night(store, tonight, night, salt=alert_salt())
+        recorded = record_alert_night(store, tonight, night, salt=salt)
     except AlertStoreError as exc:
         raise dg.Failure(description=str(exc)) from exc
     alerts = night_alerts(store, tonight, night, pupils)

@@ -3,7 +3,8 @@
 #
 # Run it on every worker machine with the environment of the code location: SWV_VAR_DIR (a shared
 # path), SWV_REGION_FILE, SWV_WAREHOUSE_URL, DAGSTER_HOME with the PostgreSQL instance
-# (SWV_DAGSTER_PG_URL), the partner tokens (SWV_TOKEN_*), the export keys (SWV_EXPORT_KEY_*).
+# (SWV_DAGSTER_PG_URL), the partner tokens (SWV_TOKEN_*), the export keys (SWV_EXPORT_KEY_*) and
+# the alert salt (SWV_ALERT_SALT).
 # Extra arguments go to `celery worker`, e.g. `start-worker.sh --loglevel WARNING`.
 set -eu
 

@@ -21,7 +21,7 @@ import sys
 
 from connectors.delivery_holds import DeliveryHolds, HoldNotFound
 from connectors.warehouse import Warehouse
-from settings.paths import warehouse_url
+from settings.paths import var_layout
 
 
 def _holds(warehouse: Warehouse) -> DeliveryHolds:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", help="why the drop is real (kept with the acceptance), e.g. 'school gesloten'")
     parser.add_argument("--by", default=getpass.getuser(), help="who accepts it (default: the current user)")
     args = parser.parse_args(argv)
-    warehouse = Warehouse(url=warehouse_url())
+    warehouse = Warehouse.for_command(var_layout().warehouse_url)
     try:
         if args.source is None:
             return list_holds(warehouse)
