@@ -69,6 +69,9 @@ def canonical_codes(codelist: str) -> frozenset[str]:
     raise KeyError(f"unknown code list {codelist!r}; known: {sorted([*_FIXED, *IJW_LISTS])}")
 
 
+SCHOOL_REGISTRY = REFERENCE_DIR / "duo_schoolvestigingen_drenthe_overijssel_2024.csv"
+
+
 @cache
 def known_schools() -> frozenset[str]:
     """Every school location (BRIN6 vestigingscode) in the DUO registry for Drenthe and Overijssel.
@@ -76,12 +79,42 @@ def known_schools() -> frozenset[str]:
     The registry covers the two provinces around the region (reference/README.md); a pupil from a
     school elsewhere fails ``known_school`` until the registry file is extended.
     """
-    path = REFERENCE_DIR / "duo_schoolvestigingen_drenthe_overijssel_2024.csv"
-    codes = pd.read_csv(path, dtype="str", usecols=["vestigingscode"], encoding="utf-8")["vestigingscode"]
+    codes = pd.read_csv(SCHOOL_REGISTRY, dtype="str", usecols=["vestigingscode"], encoding="utf-8")["vestigingscode"]
     return frozenset(codes.dropna().str.strip())
+
+
+@cache
+def school_names() -> dict[str, str]:
+    """School location (BRIN6 vestigingscode) -> its DUO name, from the same registry as ``known_schools``.
+
+    The one place outputs read school names from: a code shown to a person gets its name beside it.
+    """
+    table = pd.read_csv(SCHOOL_REGISTRY, dtype="str", usecols=["vestigingscode", "vestigingsnaam"], encoding="utf-8")
+    table = table.dropna().drop_duplicates("vestigingscode")
+    return dict(zip(table["vestigingscode"].str.strip(), table["vestigingsnaam"].str.strip(), strict=True))
+
+
+@cache
+def code_labels(codelist: str) -> dict[str, str]:
+    """Canonical code -> its official Dutch label, for the iJw lists (``productcategorie`` -> JZ020 ``waarde``)."""
+    if codelist not in IJW_LISTS:
+        raise KeyError(f"no labels for code list {codelist!r}; labelled lists: {sorted(IJW_LISTS)}")
+    table = _ijw_table()
+    rows = table.loc[table["lijstcode"] == IJW_LISTS[codelist]]
+    return dict(zip(rows["code"], rows["waarde"], strict=True))
+
+
+@cache
+def qualification_names() -> dict[str, str]:
+    """Crebo code -> qualification name, from the 2015 qualification list (reference/README.md: a list
+    of realistic codes, not the current register; codes introduced later have no name here)."""
+    table = pd.read_csv(REFERENCE_DIR / "mbo_kwalificaties_crebo_2015.csv", dtype="str",
+                        usecols=["crebo", "kwalificatie"], encoding="utf-8").dropna()
+    table = table.loc[table["crebo"].str.fullmatch(r"\d{5}")].drop_duplicates("crebo")
+    return dict(zip(table["crebo"], table["kwalificatie"], strict=True))
 
 
 @cache
 def _ijw_table() -> pd.DataFrame:
     path = REFERENCE_DIR / "ijw_codelijsten_release_3_2.csv"
-    return pd.read_csv(path, dtype="str", usecols=["lijstcode", "code"], encoding="utf-8")
+    return pd.read_csv(path, dtype="str", usecols=["lijstcode", "code", "waarde"], encoding="utf-8")
