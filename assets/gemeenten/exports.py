@@ -722,16 +722,20 @@ def legend_text(*, swv_code: str, gemeente: str, evaluation_date: dt.date, aggre
     For the analyst who opens the folder without docs/exports.md at hand; the data dictionary has the
     same column meanings as a table.
     """
+    files = {
+        "monitoring.*": "een rij per leerling die in uw gemeente woont, gepseudonimiseerd. Dit zijn persoonsgegevens: "
+                        "alleen gebruiken zoals het convenant zegt.",
+        **{f"{name}.*": AGGREGATES[name] + "." for name in aggregates},
+        "datadictionary.*": "elke kolom van elke tabel: type, betekenis en bron.",
+        "manifest.json": "bestanden, rijen en sha256 om de levering te controleren; grondslag per bestand.",
+    }
+    width = max(map(len, files)) + 2
     lines = [
         f"LEGENDA - export van samenwerkingsverband {swv_code} voor gemeente {gemeente}, "
         f"peildatum {evaluation_date.strftime('%d-%m-%Y')}",
         "",
         "Wat in deze map staat",
-        "  monitoring.*          een rij per leerling die in uw gemeente woont, gepseudonimiseerd. Dit zijn",
-        "                        persoonsgegevens: alleen gebruiken zoals het convenant zegt.",
-        *(f"  {name}.*".ljust(24) + AGGREGATES[name] for name in aggregates),
-        "  datadictionary.*      elke kolom van elke tabel: type, betekenis en bron.",
-        "  manifest.json         bestanden, rijen en sha256 om de levering te controleren; grondslag per bestand.",
+        *(f"  {name:<{width}}{meaning}" for name, meaning in files.items()),
         "",
         "Elke tabel staat er drie keer in, met dezelfde rijen:",
         "  .csv      puntkomma als scheidingsteken, decimale komma (12,5), datums dd-mm-jjjj: opent goed in",
