@@ -12,7 +12,7 @@ export SWV_TOKEN_DE_WOLDEN ?= demo-token-de-wolden
 export SWV_TOKEN_WESTERVELD ?= demo-token-westerveld
 export SWV_TOKEN_VVA ?= demo-token-vva
 
-.PHONY: env demo test ui bench lock clean
+.PHONY: env demo test ui bench pictures lock clean
 
 env: $(VENV)/.synced
 
@@ -40,6 +40,11 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m demo serve --port 8765 & api=$$!; \
 	trap "kill $$api" EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## pictures: a demo night's outputs as their readers print them (signal digests by Chromium, handover
+## workbooks by LibreOffice), first pages as PNG in docs/pictures/; a missing tool skips its pictures
+pictures: demo
+	$(BIN)/python -m demo pictures
 
 ## bench: the benchmark at three scales (not part of `make test`)
 bench: env
