@@ -739,10 +739,15 @@ def _absence_last_year(linked: Linked, leavers: pd.DataFrame, region: Region, e:
     absence = linked.tables["vo_absence"]
     last_day = (leavers["uitstroomdatum"] - pd.Timedelta(days=1)).fillna(e).to_numpy(dtype="datetime64[D]")
     year = _school_year(last_day, region)
-    weeks = _school_year(absence["week_start"].to_numpy(dtype="datetime64[D]"), region)
-    sums = absence.assign(year=weeks).groupby(["pupil", "year"])[["uren_ongeoorloofd", "uren_geoorloofd"]].sum()
-    delivered = pd.MultiIndex.from_arrays([absence["vo_brin6"], weeks]).unique()
-    known = pd.MultiIndex.from_arrays([leavers["vo_brin6"], year]).isin(delivered)
+    codes, distinct = pd.factorize(absence["week_start"])
+    weeks = _school_year(distinct.to_numpy(dtype="datetime64[D]"), region)[codes]
+    schools, names = pd.factorize(absence["vo_brin6"])
+    delivered = np.unique(schools.astype(np.int64) * 10_000 + weeks)
+    school = pd.Index(names).get_indexer(leavers["vo_brin6"])
+    known = (school >= 0) & np.isin(school.astype(np.int64) * 10_000 + year, delivered)
+    wanted = np.isin(weeks, np.unique(year))
+    sums = (absence.loc[wanted, ["pupil", "uren_ongeoorloofd", "uren_geoorloofd"]].assign(year=weeks[wanted])
+            .groupby(["pupil", "year"]).sum())
     found = sums.reindex(pd.MultiIndex.from_arrays([leavers["pupil"], year])).fillna(0.0).reset_index(drop=True)
     found.loc[~known, :] = np.nan
     return found

@@ -283,19 +283,19 @@ def test_after_a_failed_upload_the_next_run_sends_only_what_was_not_confirmed(tm
     receiver.wrong_checksum_on = {5}
     with pytest.raises(UploadError, match="checksum mismatch"):
         deliver(export, written, log, folder, target(receiver))
-    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 15}
-    assert receiver.requests == 5 + 15
+    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 16}
+    assert receiver.requests == 5 + 16
 
 
 def test_deliver_logs_uploads_and_does_not_send_a_confirmed_file_twice(tmp_path, export, receiver, log):
     written = write_export(export, Outbox(root=str(tmp_path)))
     folder = "gemeenten/GM0118/2026-10-05"
-    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 19, "uploaded": 19}
+    assert deliver(export, written, log, folder, target(receiver)) == {"logged": 20, "uploaded": 20}
     rows = log.rows("GM0118")
     assert (rows["receiver_sha256"] == rows["sha256"]).all()
     assert rows.set_index("file").loc["monitoring.csv", "grondslag"].startswith("Wet passend onderwijs")
     assert deliver(export, written, log, folder, target(receiver)) == {"logged": 0, "uploaded": 0}
-    assert receiver.requests == 19
+    assert receiver.requests == 20
 
 
 # -- the Dagster asset, end to end ----------------------------------------------------------------

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.koppeling.linkage import KEY_FIELDS, key_positions, pupil_key
 from connectors.outbox import safe_segment
 from schemas.codelists import qualification_names
 from schemas.consent import consent_given
 from schemas.datasets import consent_gated_fields
-from schemas.frames import select_rows
+from schemas.frames import per_distinct, select_rows
 from schemas.vocabulary import (
     ADVICE_LABELS,
     GEEN_ONDERSTEUNINGSBEHOEFTE,
@@ -248,25 +249,30 @@ def empty_reason(frame: pd.DataFrame, consent: pd.Series, delivered: pd.Series |
     return pd.Series(reason, index=frame.index, dtype="str").replace("", pd.NA)
 
 
-def school_year_starts(dates: pd.Series, school_year_start: str) -> pd.Series:
-    """The calendar year in which the school year of each date began (2026 for 10 October 2026)."""
+def school_year_starts(dates: pd.Series | np.ndarray, school_year_start: str) -> np.ndarray:
+    """The calendar year in which the school year of each date began (2026 for 10 October 2026).
+
+    In numpy day arithmetic: it runs over the millions of weekly absence rows. Dates must be present.
+    """
+    days = np.asarray(dates, dtype="datetime64[D]")
     month, day = (int(part) for part in school_year_start.split("-"))
-    before = (dates.dt.month * 100 + dates.dt.day) < month * 100 + day
-    return (dates.dt.year - before.astype("int64")).astype("Int64")
+    years = days.astype("datetime64[Y]")
+    starts = (years.astype("datetime64[M]") + (month - 1)).astype("datetime64[D]") + (day - 1)
+    return years.astype(np.int64) + 1970 - (days < starts)
 
 
 def handover_school_years(evaluation_date: pd.Timestamp, school_year_start: str) -> tuple[str, str]:
     """The current and the coming school year on ``E`` (``2026-2027``, ``2027-2028``): the PO -> VO
     transfers that are handed over. An older year's pupils are in VO already; their school has the
-    dossier (docs/handover.md "Which school years")."""
-    first = int(school_year_starts(pd.Series([pd.Timestamp(evaluation_date)]), school_year_start).iloc[0])
+    dossier (docs/handover.md "Who receives whom")."""
+    first = int(school_year_starts([pd.Timestamp(evaluation_date)], school_year_start)[0])
     return f"{first}-{first + 1}", f"{first + 1}-{first + 2}"
 
 
 def handover_leaving_years(evaluation_date: pd.Timestamp, school_year_start: str) -> tuple[str, str]:
     """The years of uitstroom whose leavers enter MBO in the current or the coming school year: the
     leavers of last summer (``2026`` on 5 October 2026) and of next summer (``2027``)."""
-    first = int(school_year_starts(pd.Series([pd.Timestamp(evaluation_date)]), school_year_start).iloc[0])
+    first = int(school_year_starts([pd.Timestamp(evaluation_date)], school_year_start)[0])
     return str(first), str(first + 1)
 
 
@@ -447,7 +453,7 @@ def leaving_year(leavers: pd.DataFrame, *, school_year_start: str, evaluation_da
     the ``aanmelddatum`` (or, lacking that too, of the evaluation date).
     """
     applied = leavers["aanmelddatum"].fillna(pd.Timestamp(evaluation_date))
-    ends = school_year_starts(applied, school_year_start) + 1
+    ends = pd.Series(school_year_starts(applied, school_year_start) + 1, index=leavers.index, dtype="Int64")
     year = leavers["uitstroomdatum"].dt.year.astype("Int64").fillna(ends)
     return year.astype("str")
 
@@ -492,23 +498,51 @@ def absence_summary(vo_absence: pd.DataFrame, leavers: pd.DataFrame, *, school_y
     yet: the current one). Hours of every school are summed. A pupil without absence rows had no
     absence when the school delivered absence for that year, else the hours are unknown:
     ``verzuim_schooljaar`` says ``niet geleverd`` and the hours stay empty (docs/handover.md).
+    Integer positions and ``bincount`` throughout: a national absence table has millions of rows.
     """
+    if not len(leavers):
+        return pd.DataFrame({"verzuim_schooljaar": pd.Series(dtype="str"), "uren_ongeoorloofd": pd.Series(dtype="float64"),
+                             "uren_geoorloofd": pd.Series(dtype="float64")}, index=leavers.index)
     last_day = (leavers["uitstroomdatum"] - pd.Timedelta(days=1)).fillna(pd.Timestamp(evaluation_date))
-    year = school_year_starts(last_day, school_year_start).to_numpy(dtype=np.int64)
-    wanted = pa.array(leavers["pupil_key"].dropna().unique(), type=pa.large_string())
-    rows = select_rows(vo_absence, key_positions(vo_absence, wanted) >= 0)
-    rows = rows.assign(pupil_key=pupil_key(rows), schoolyear=school_year_starts(rows["week_start"], school_year_start))
-    hours = rows.groupby(["pupil_key", "schoolyear"])[["uren_ongeoorloofd", "uren_geoorloofd"]].sum(min_count=1)
-    delivered_years = school_year_starts(vo_absence["week_start"], school_year_start)
-    delivered = pd.MultiIndex.from_frame(pd.DataFrame({"school": vo_absence["vo_brin6"], "year": delivered_years})
-                                         .drop_duplicates())
-    known = pd.MultiIndex.from_arrays([leavers["vo_brin6"], year]).isin(delivered)
-    found = hours.reindex(pd.MultiIndex.from_arrays([leavers["pupil_key"], year]))
-    label = pd.Series([f"{y}-{y + 1}" for y in year], index=leavers.index, dtype="str")
+    target = school_year_starts(last_day, school_year_start)
+    label = pd.Series(target, index=leavers.index).map({y: f"{y}-{y + 1}" for y in np.unique(target)}).astype("str")
+    # A few hundred distinct weeks in millions of rows: each week's school year is worked out once.
+    years = per_distinct(vo_absence["week_start"], lambda weeks: pd.Series(school_year_starts(weeks, school_year_start))
+                         ).to_numpy(dtype=np.int64)
+    every = np.concatenate([target, years])
+    first, span = int(every.min()), int(every.max() - every.min()) + 1
+
+    # Which school delivered absence for which school year.
+    schools = pa.array(vo_absence["vo_brin6"], type=pa.large_string(), from_pandas=True)
+    schools = schools.combine_chunks() if isinstance(schools, pa.ChunkedArray) else schools
+    encoded = pc.dictionary_encode(schools)
+    seen = np.zeros((len(encoded.dictionary) + 1, span), dtype=bool)  # the last row: a school without absence
+    seen[encoded.indices.to_numpy(zero_copy_only=False), years - first] = True
+    school = pc.index_in(pa.array(leavers["vo_brin6"], type=pa.large_string(), from_pandas=True),
+                         value_set=encoded.dictionary).fill_null(-1).to_numpy(zero_copy_only=False)
+    known = seen[school, target - first]
+
+    # The leavers' hours per school year.
+    keys = pa.array(leavers["pupil_key"].dropna().unique(), type=pa.large_string())
+    wanted = np.isin(years, np.unique(target))
+    rows = select_rows(vo_absence.loc[:, [c for c in (*KEY_FIELDS, "uren_ongeoorloofd", "uren_geoorloofd")
+                                          if c in vo_absence.columns]], wanted)
+    at = key_positions(rows, keys)
+    mine = at >= 0
+    bins = at[mine] * span + (years[wanted][mine] - first)
+    leaver = pc.index_in(pa.array(leavers["pupil_key"], type=pa.large_string(), from_pandas=True),
+                         value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False)
+    where = np.maximum(leaver, 0) * span + (target - first)
+    hours = {}
+    for column in ("uren_ongeoorloofd", "uren_geoorloofd"):
+        values = rows[column].to_numpy(dtype="float64", na_value=0.0)[mine]
+        total = np.bincount(bins, weights=values, minlength=len(keys) * span)
+        found = total[where] if len(total) else np.zeros(len(leavers))
+        hours[column] = np.where(known, np.where(leaver >= 0, found, 0.0), np.nan)
     return pd.DataFrame({
         "verzuim_schooljaar": label.where(known, label + " " + NIET_GELEVERD),
-        "uren_ongeoorloofd": found["uren_ongeoorloofd"].fillna(0.0).where(known).to_numpy(dtype="float64"),
-        "uren_geoorloofd": found["uren_geoorloofd"].fillna(0.0).where(known).to_numpy(dtype="float64"),
+        "uren_ongeoorloofd": hours["uren_ongeoorloofd"],
+        "uren_geoorloofd": hours["uren_geoorloofd"],
     }, index=leavers.index)
 
 
