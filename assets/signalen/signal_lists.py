@@ -119,7 +119,7 @@ RESIDENCE_COLUMNS = ("Woongemeente (code)", "Woongemeente", "Buiten regio")
 NAME_COLUMNS = ("Roepnaam", "Tussenvoegsel", "Achternaam")  # on every printed page across
 FOLLOW_UP_COLUMNS = ("Behandelaar", "Actie", "Datum")
 # Order of the rows: what changed tonight first, then by the heaviest reason and the longest-lasting.
-STATUS_ORDER = ("nieuw", "heropend", "open", "opgelost")
+STATUS_ORDER = tuple(ALERT_STATUS_LABELS[status] for status in ("new", "reopened", "open", "resolved"))
 
 
 def rows_of_pupils(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
@@ -201,8 +201,8 @@ def pupil_rows(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.Data
     first = shown.drop_duplicates("pupil_key").set_index("pupil_key")
 
     statuses = frame.groupby("pupil_key")["status"].agg(set)
-    status = statuses.map(lambda s: "opgelost" if not s & set(ACTIVE_STATUSES) else "open" if "open" in s
-                          else "heropend" if "reopened" in s else "nieuw")
+    status = statuses.map(lambda s: "resolved" if not s & set(ACTIVE_STATUSES) else "open" if "open" in s
+                          else "reopened" if "reopened" in s else "new").map(ALERT_STATUS_LABELS)
     rows = pd.DataFrame({
         "status": status.reindex(first.index).astype("str"),
         "redenen": shown.groupby("pupil_key", sort=False)["reason"].agg(", ".join).reindex(first.index),
@@ -320,7 +320,7 @@ def digest_html(table: pd.DataFrame, *, recipient: str, night: dt.date, swv: str
     ``table`` is that recipient's list (``signal_lists``); ``who`` is ``coordinator`` or ``gemeente``
     (the wording of what to do). BSN and onderwijsnummer are left out (docs/signalen.md "Het overzicht").
     """
-    active = table.loc[table["Status"].ne("opgelost").to_numpy()]
+    active = table.loc[table["Status"].ne(ALERT_STATUS_LABELS["resolved"]).to_numpy()]
     reasons = active["Redenen"].str.split(", ").explode().dropna()
     per_reason = reasons.value_counts()
     new = int(table["Nieuw vannacht"].notna().sum())
@@ -362,7 +362,8 @@ def digest_html(table: pd.DataFrame, *, recipient: str, night: dt.date, swv: str
                             if isinstance(row[c], str) and row[c])
             school = " ".join(str(row[c]) for c in ("School", "School (BRIN)") if isinstance(row[c], str))
             tonight = "; ".join(f"{label}: {row[column]}" for label, column in
-                                (("nieuw", "Nieuw vannacht"), ("opgelost", "Opgelost vannacht"))
+                                ((ALERT_STATUS_LABELS["new"], "Nieuw vannacht"),
+                                 (ALERT_STATUS_LABELS["resolved"], "Opgelost vannacht"))
                                 if isinstance(row[column], str))
             lives = "buiten de regio" if row.get("Buiten regio") is True else row.get("Woongemeente")
             gemeente = [_cell(lives)] if residence else []
