@@ -403,14 +403,14 @@ def _header(columns: list[str], widths: list[float]) -> str:
     return f'<row r="1"{_height(lines)}>{"".join(cells)}</row>'
 
 
-def _row_heights(columns: list[_Column], n_rows: int) -> np.ndarray | None:
+def _row_heights(columns: list[_Column]) -> np.ndarray | None:
     """Per row the lines of its tallest wrapped cell; None when no column wraps."""
     wrapped = [column.lines for column in columns if column.lines is not None]
     return np.maximum.reduce(wrapped) if wrapped else None
 
 
 def _row_blocks(columns: list[_Column], letters: list[str], n_rows: int) -> Iterator[memoryview]:
-    lines = _row_heights(columns, n_rows)
+    lines = _row_heights(columns)
     for start in range(0, n_rows, BLOCK_ROWS):
         stop = min(n_rows, start + BLOCK_ROWS)
         rows = pc.cast(pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)), pa.string())
