@@ -10,7 +10,7 @@ IMAGE  ?= swv-pipeline:$(shell git describe --always --dirty 2>/dev/null || echo
 export SWV_VAR_DIR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(SWV_VAR_DIR)/dagster
 
-.PHONY: env demo test test-fast test-warnings ui bench lock image check-production-lock clean
+.PHONY: env demo test test-fast test-warnings ui bench pictures lock image check-production-lock clean
 
 env: $(VENV)/.synced
 
@@ -51,6 +51,11 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m demo serve --port $(DEMO_API_PORT) & api=$$!; \
 	trap "kill $$api" EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+## pictures: a demo night's outputs as their readers print them (signal digests by Chromium, handover
+## workbooks by LibreOffice), first pages as PNG in docs/pictures/; a missing tool skips its pictures
+pictures: demo
+	$(BIN)/python -m demo pictures
 
 ## bench: the benchmark at three scales (not part of `make test`)
 bench: env

@@ -70,7 +70,8 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "vo_enrolment": {
         **_PERSON, **_NAW, "vo_brin6": IDENT, "leerjaar": INT, "onderwijsniveau": CODE, "inschrijfdatum": DATE,
-        "uitschrijfdatum": DATE, "vrijstelling": CODE,
+        "uitschrijfdatum": DATE, "vrijstelling": CODE, "ondersteuningsbehoefte": BOOL, "opp": BOOL,
+        "toestemming_ouders": BOOL, "toestemming_datum": DATE, "ondersteuning_details": TEXT,
     },
     "vo_absence": {
         "bsn": BSN, "onderwijsnummer": IDENT, "vo_brin6": IDENT, "week_start": DATE, "uren_ongeoorloofd": DEC,
@@ -491,6 +492,9 @@ def validate(dataset: str, raw: pd.DataFrame, region: Region, e: pd.Timestamp) -
     bad = np.logical_or.reduce(list(masks.values()))
 
     valid = typed.loc[~bad].assign(**{name: accepted.loc[~bad, name] for name in PROVENANCE})
+    if "toestemming_ouders" in valid:  # without a dated consent, consent-gated fields stop here
+        consent = _consent(valid)
+        valid = valid.assign(**{name: valid[name].where(consent) for name in GATED if name in valid})
     if "woongemeente_code" in valid:
         code = valid["woongemeente_code"]
         valid["buiten_regio"] = (~code.isin(region.gemeente_codes)).astype("boolean").where(code.notna())
@@ -578,7 +582,8 @@ def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
 
 # --------------------------------------------------------------------------- outputs: handovers
 
-CONSENT_FIELDS = ("ondersteuning_details", "jeugdhulp_betrokken", "opp_instemming_datum")
+GATED = ("ondersteuning_details", "jeugdhulp_betrokken")
+CONSENT_FIELDS = (*GATED, "opp_instemming_datum")
 ADVICE_LABELS = {"pro": "PRO", "vso": "VSO", "vmbo_b": "VMBO BL", "vmbo_b_k": "VMBO BL-KL", "vmbo_k": "VMBO KL",
                  "vmbo_k_gt": "VMBO KL-GT", "vmbo_gt": "VMBO GT", "vmbo_gt_havo": "VMBO GT-HAVO", "havo": "HAVO",
                  "havo_vwo": "HAVO/VWO", "vwo": "VWO"}
@@ -620,13 +625,32 @@ def _latest(frame: pd.DataFrame, by: list[str], order: list[str]) -> pd.DataFram
     return ordered.drop_duplicates(by, keep="last")
 
 
+def _first_school_year(e: pd.Timestamp, region: Region) -> int:
+    month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
+    return e.year - int((e.month * 100 + e.day) < month * 100 + day)
+
+
 def po_vo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+    """Routing follows the pupil: a running enrolment's school, else the latest unambiguous aanmelding's;
+    the current and the coming school year only."""
+    first = _first_school_year(e, region)
     po = linked.tables["po_transfers"]
-    po = po.loc[po["vo_brin6"].notna() & po["aanmelddatum"].notna() & ~linked.conflicted[po["pupil"].to_numpy()]]
-    latest = po.groupby(["pupil", "schooljaar"])["aanmelddatum"].transform("max")
-    po = po.loc[po["aanmelddatum"] == latest]
-    ambiguous = po.groupby(["pupil", "schooljaar"])["vo_brin6"].transform("nunique") > 1
-    rows = _latest(po.loc[~ambiguous], ["pupil", "schooljaar"], [])
+    po = po.loc[po["schooljaar"].isin([f"{first}-{first + 1}", f"{first + 1}-{first + 2}"]).to_numpy()
+                & ~linked.conflicted[po["pupil"].to_numpy()]]
+    registered = po.loc[po["vo_brin6"].notna() & po["aanmelddatum"].notna()]
+    latest = registered.groupby(["pupil", "schooljaar"])["aanmelddatum"].transform("max")
+    registered = registered.loc[registered["aanmelddatum"] == latest]
+    ambiguous = registered.groupby(["pupil", "schooljaar"])["vo_brin6"].transform("nunique") > 1
+    registration = _latest(registered.loc[~ambiguous], ["pupil", "schooljaar"], [])
+    registration = registration.set_index(["pupil", "schooljaar"])["vo_brin6"]
+    enrolment = linked.tables["vo_enrolment"]
+    running = enrolment.loc[(enrolment["uitschrijfdatum"].isna() | (enrolment["uitschrijfdatum"] > e)).to_numpy()]
+    enrolled_at = _latest(running, ["pupil"], ["inschrijfdatum"]).set_index("pupil")["vo_brin6"]
+    rows = _latest(po, ["pupil", "schooljaar"], ["aanmelddatum"])
+    school = enrolled_at.reindex(rows["pupil"]).to_numpy(dtype=object)
+    fallback = registration.reindex(pd.MultiIndex.from_frame(rows[["pupil", "schooljaar"]])).to_numpy(dtype=object)
+    rows = rows.assign(vo_brin6=pd.array(np.where(pd.isna(school), fallback, school), dtype="str"))
+    rows = rows.loc[rows["vo_brin6"].notna()]
     consent = _consent(rows)
     cluster = rows["cluster"].str.strip().str.lower().str.removeprefix("cluster").str.strip().isin(["1", "2"])
     tlv_due = pd.to_datetime(rows["schooljaar"].str[:4] + "-" + region.calendar.tlv_deadline, format="%Y-%m-%d") <= e
@@ -662,24 +686,40 @@ def po_vo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path
 
 
 def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+    """Once ingeschreven at one institution, only that one; leavers of the current and the coming
+    transfer year; support from the VO school's record, else the PO dossier; absence of the last year."""
     flow = linked.tables["mbo_outflow"]
     flow = flow.loc[flow["mbo_brin"].notna() & ~linked.conflicted[flow["pupil"].to_numpy()]]
     rows = _latest(flow, ["pupil", "mbo_brin", "crebo"], ["status_datum"])
+    month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
+    applied = rows["aanmelddatum"].fillna(e)
+    ends = applied.dt.year + ((applied.dt.month * 100 + applied.dt.day) >= month * 100 + day).astype("int64")
+    rows = rows.assign(jaar=rows["uitstroomdatum"].dt.year.astype("Int64").fillna(ends.astype("Int64")).astype("str"))
+    first = _first_school_year(e, region)
+    rows = rows.loc[rows["jaar"].isin([str(first), str(first + 1)]).to_numpy()]
+    enrolled_at = _latest(rows.loc[rows["vva_status"].eq("ingeschreven").fillna(False).to_numpy()], ["pupil"],
+                          ["status_datum"]).set_index("pupil")["mbo_brin"]
+    at = enrolled_at.reindex(rows["pupil"]).to_numpy(dtype=object)
+    rows = rows.loc[pd.isna(at) | (at == rows["mbo_brin"].to_numpy(dtype=object))]
     po = linked.tables["po_transfers"]
     support = ["ondersteuningsbehoefte", "opp", "opp_instemming_datum", "arrangement", "toestemming_ouders",
                "toestemming_datum", "ondersteuning_details", "jeugdhulp_betrokken"]
+    vo_support = ["ondersteuningsbehoefte", "opp", "toestemming_ouders", "toestemming_datum", "ondersteuning_details"]
     dossier = _latest(po, ["pupil"], ["schooljaar", "aanmelddatum"]).set_index("pupil")[support]
     enrolment = _latest(linked.tables["vo_enrolment"], ["pupil"], ["inschrijfdatum"]).set_index("pupil")
     pupil = rows["pupil"].to_numpy()
+    from_vo = enrolment[vo_support].reindex(pupil)
+    has_vo = from_vo.notna().any(axis=1).to_numpy()
     joined = rows.drop(columns=[c for c in support if c in rows]).assign(
-        **{name: dossier[name].reindex(pupil).to_numpy() for name in support},
+        **{name: (from_vo[name].to_numpy() if name in vo_support else pd.NA) for name in support},
         **{name: enrolment[name].reindex(pupil).to_numpy() for name in ("voornaam", "tussenvoegsel", "achternaam")},
-        has_dossier=np.isin(pupil, dossier.index.to_numpy()),
+        has_dossier=has_vo | np.isin(pupil, dossier.index.to_numpy()),
     )
-    month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
-    applied = joined["aanmelddatum"].fillna(e)
-    ends = applied.dt.year + ((applied.dt.month * 100 + applied.dt.day) >= month * 100 + day).astype("int64")
-    joined["jaar"] = joined["uitstroomdatum"].dt.year.astype("Int64").fillna(ends.astype("Int64")).astype("str")
+    from_po = dossier.reindex(pupil)
+    joined = joined.assign(**{name: joined[name].where(has_vo, from_po[name].to_numpy()) for name in support})
+    hours = _absence_last_year(linked, joined, region, e)
+    joined = joined.assign(uren_ongeoorloofd=hours["uren_ongeoorloofd"].to_numpy(),
+                           uren_geoorloofd=hours["uren_geoorloofd"].to_numpy())
     consent = _consent(joined)
     reason = pd.Series("geen gegevens", index=joined.index, dtype="str").where(~joined["has_dossier"], "geen toestemming")
     table = joined.assign(**{name: joined[name].where(consent) for name in CONSENT_FIELDS},
@@ -687,10 +727,30 @@ def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Pat
                           reden_leeg=reason.where(~consent))
     columns = ["jaar", "mbo_brin", "bsn", "onderwijsnummer", "voornaam", "tussenvoegsel", "achternaam",
                "geboortedatum", "vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum", "crebo",
-               "mbo_niveau", "vva_status", "status_datum", *support, "reden_leeg"]
+               "mbo_niveau", "vva_status", "status_datum", *support, "reden_leeg", "uren_ongeoorloofd",
+               "uren_geoorloofd"]
     table = table.sort_values(["jaar", "mbo_brin", "achternaam", "voornaam"], kind="stable").loc[:, columns]
     write_per_group(table, ["jaar", "mbo_brin"], folder, "overdracht")
     return len(table)
+
+
+def _absence_last_year(linked: Linked, leavers: pd.DataFrame, region: Region, e: pd.Timestamp) -> pd.DataFrame:
+    """Absence hours per leaver in the school year of its last day at VO; empty where its school delivered none."""
+    absence = linked.tables["vo_absence"]
+    last_day = (leavers["uitstroomdatum"] - pd.Timedelta(days=1)).fillna(e).to_numpy(dtype="datetime64[D]")
+    year = _school_year(last_day, region)
+    codes, distinct = pd.factorize(absence["week_start"])
+    weeks = _school_year(distinct.to_numpy(dtype="datetime64[D]"), region)[codes]
+    schools, names = pd.factorize(absence["vo_brin6"])
+    delivered = np.unique(schools.astype(np.int64) * 10_000 + weeks)
+    school = pd.Index(names).get_indexer(leavers["vo_brin6"])
+    known = (school >= 0) & np.isin(school.astype(np.int64) * 10_000 + year, delivered)
+    wanted = np.isin(weeks, np.unique(year))
+    sums = (absence.loc[wanted, ["pupil", "uren_ongeoorloofd", "uren_geoorloofd"]].assign(year=weeks[wanted])
+            .groupby(["pupil", "year"]).sum())
+    found = sums.reindex(pd.MultiIndex.from_arrays([leavers["pupil"], year])).fillna(0.0).reset_index(drop=True)
+    found.loc[~known, :] = np.nan
+    return found
 
 
 # --------------------------------------------------------------------------- outputs: alerts

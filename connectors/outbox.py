@@ -1,7 +1,7 @@
 """The outbox: files delivered to partners (schools, colleges, municipalities), written safely.
 
 Every table goes out in the formats its readers use: CSV for Dutch Excel and imports (UTF-8 with
-BOM, ``;``), XLSX that a school administrator can use directly (Dutch headers, dd-mm-jjjj dates,
+BOM, ``;``, decimals with a comma), XLSX that a school administrator can use directly (Dutch headers, dd-mm-jjjj dates,
 frozen header, filters, column widths), and, where asked, Parquet with its schema. A folder gets a
 ``manifest.json`` (rows and sha256 per file) so the receiver can verify what arrived.
 
@@ -74,7 +74,10 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _display_column(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """One column as a Dutch reader expects it: dates dd-mm-jjjj, booleans ja/nee, missing empty."""
+    """One column as a Dutch reader expects it: dates dd-mm-jjjj, booleans ja/nee, decimals with a comma
+    (``12,5``: Dutch Excel reads a point as text or as thousands), missing empty."""
+    if pd.api.types.is_float_dtype(series):
+        return pc.replace_substring(pc.cast(pa.array(series, from_pandas=True), pa.string()), ".", ",")
     if pd.api.types.is_datetime64_any_dtype(series):
         # A million rows hold a few thousand distinct dates: format those, then pick per row.
         codes, dates = pd.factorize(series)
@@ -91,7 +94,8 @@ _CSV_OPTIONS = pa_csv.WriteOptions(delimiter=";", quoting_style="needed", eol="\
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 with BOM, ``;`` and CRLF, as Dutch Excel opens it; text quoted, formula-like text neutralised.
+    """UTF-8 with BOM, ``;``, CRLF and decimal commas, as Dutch Excel opens it; text quoted, formula-like
+    text neutralised.
 
     Written by Arrow's CSV writer (several times faster than ``DataFrame.to_csv`` on Arrow-backed text).
     """
@@ -107,10 +111,11 @@ def _csv(shown: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def xlsx_bytes(frame: pd.DataFrame, sheet: str) -> bytes:
+def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, printing: xlsx.Print = xlsx.Print()) -> bytes:
     """A workbook a school administrator can use directly: frozen header, filters, widths, dd-mm-jjjj
-    dates, ja/nee; formula-like text neutralised as in the CSV (``connectors.xlsx`` writes it)."""
-    return xlsx.xlsx_bytes(neutralise(frame), sheet)
+    dates, ja/nee, printable on A4 landscape (``printing``: title, repeated columns); formula-like text
+    neutralised as in the CSV (``connectors.xlsx`` writes it)."""
+    return xlsx.xlsx_bytes(neutralise(frame), sheet, printing=printing)
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -167,8 +172,10 @@ def write_folder(folder: Path, files: dict[str, tuple[bytes, int]], manifest_ext
     return WrittenFolder(folder, entries, fingerprint, changed=True)
 
 
-def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = False) -> dict[str, tuple[bytes, int]]:
-    """The same rows as CSV and XLSX (and Parquet when asked), ready for ``write_folder``."""
+def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = False,
+                printing: xlsx.Print = xlsx.Print()) -> dict[str, tuple[bytes, int]]:
+    """The same rows as CSV and XLSX (and Parquet when asked), ready for ``write_folder``; ``printing``
+    says how the workbook prints (title on every page, columns repeated on every page across)."""
     stem = safe_segment(stem)
     shown = neutralise(frame)  # once for both: CSV and XLSX show the same neutralised text
 
@@ -180,12 +187,12 @@ def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = F
 
     if len(frame) > xlsx.BLOCK_ROWS:  # Arrow and ISA-L release the GIL: the workbook is made beside the rest
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as pool:
-            workbook = pool.submit(xlsx.xlsx_bytes, shown, sheet)
+            workbook = pool.submit(xlsx.xlsx_bytes, shown, sheet, printing=printing)
             files = csv_and_parquet()
             files[f"{stem}.xlsx"] = (workbook.result(), len(frame))
     else:  # a small table (a school's handover): a helper thread costs more than it overlaps
         files = csv_and_parquet()
-        files[f"{stem}.xlsx"] = (xlsx.xlsx_bytes(shown, sheet), len(frame))
+        files[f"{stem}.xlsx"] = (xlsx.xlsx_bytes(shown, sheet, printing=printing), len(frame))
     return dict(sorted(files.items()))
 
 

@@ -16,7 +16,14 @@ reads it back with openpyxl and python-calamine):
   missing values as absent cells;
 - in object columns (the published aggregates mix counts and ``"<5"``) each cell by its own type;
 - a fixed creation time and fixed zip timestamps, so the same rows give the same bytes;
-- every part compressed with ISA-L's DEFLATE (``isal``), several times as fast as zlib's.
+- every part compressed with ISA-L's DEFLATE (``isal``), several times as fast as zlib's;
+- a print setup, so the sheet prints as a reader expects: A4 landscape, fitted to the page width
+  (``Print``), the header row repeated on every page, grid lines, an optional title and
+  "Pagina x van y" on every page; long or multi-line text wraps in a column of at most ``MAX_WIDTH``
+  characters instead of being cut off at the column edge (the header wraps too, so a long header does
+  not widen its column). A table too wide to read on one page is fitted to as few pages across as
+  keep the text at least ``MIN_PRINT_SCALE`` of its size, printed across before down, with columns
+  that say whose row it is (e.g. the pupil's name) repeated on each of them.
 
 Excel's limits: more than 1,048,576 rows or 16,384 columns is refused with an error (the CSV and
 Parquet files hold every row); a text longer than 32,767 characters, Excel's limit per cell, is cut
@@ -28,9 +35,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import numbers
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from queue import Full, Queue
 from threading import Event, Thread
 
@@ -43,11 +52,20 @@ from isal import isal_zlib
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
 BLOCK_ROWS = 50_000  # rows rendered at once: bounds the memory of the XML text
-MAX_WIDTH = 60
+MAX_WIDTH = 32  # characters; longer text of several words wraps within the column
+MAX_TOKEN_WIDTH = 66  # a column of single long words (a 64-character pseudonym) is as wide as they are, up to this
+MIN_WIDTH = 6
+LINE_HEIGHT = 15  # points per line of the default font: a row with wrapped text gets a line per line
+# Column-width units (a digit of the default font) across A4 landscape within the margins, at 100 %, and
+# the smallest scale a printed page may shrink to before the table is spread over more pages across.
+PAGE_WIDTH_UNITS = 150
+MIN_PRINT_SCALE = 0.6
 MAX_CELL_CHARACTERS = 32_767  # Excel's limit per cell; longer text is cut and marked (the CSV keeps all of it)
 
 _STYLE_HEADER = 1
 _STYLE_DATE = 2
+_STYLE_WRAP = 3
+_STYLE_TOP = 4  # every other cell: some viewers show the default style bottom-aligned whatever it says
 _EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "ns")
 _NS_PER_DAY = 86_400 * 10**9
 # Characters XML 1.0 does not allow; Excel reads them back from the _xHHHH_ escape (as xlsxwriter writes them).
@@ -101,9 +119,17 @@ _STYLES = _XML + (
     "</fills>"
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
-    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    # Every cell top-aligned, so a row with a wrapped cell still reads across; header bold and wrapped.
+    '<cellXfs count="5">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1"><alignment vertical="top"/></xf>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1" applyAlignment="1">'
+    '<alignment vertical="top" wrapText="1"/></xf>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyAlignment="1">'
+    '<alignment vertical="top"/></xf>'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1">'
+    '<alignment vertical="top" wrapText="1"/></xf>'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1"><alignment vertical="top"/></xf>'
+    '</cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '<dxfs count="0"/><tableStyles count="0"/></styleSheet>'
 )
@@ -199,7 +225,9 @@ def column_letters(index: int) -> str:
 
 _TEXT, _NUMBER, _DATE = "text", "number", "date"
 # What surrounds a cell's value, after ``<c r="B7``: text is an index into the shared strings.
-_CELL_OPEN = {_TEXT: '" t="s"><v>', _NUMBER: '"><v>', _DATE: f'" s="{_STYLE_DATE}"><v>'}
+_CELL_OPEN = {_TEXT: f'" s="{_STYLE_TOP}" t="s"><v>', _NUMBER: f'" s="{_STYLE_TOP}"><v>',
+              _DATE: f'" s="{_STYLE_DATE}"><v>'}
+_WRAPPED_OPEN = {**_CELL_OPEN, _TEXT: f'" s="{_STYLE_WRAP}" t="s"><v>'}
 _CELL_CLOSE = "</v></c>"
 
 
@@ -213,6 +241,8 @@ class _Column:
     def __init__(self, series: pd.Series) -> None:
         self.values, self.kinds = _cells(series)
         self.kind = None if isinstance(self.kinds, pa.Array) else self.kinds
+        self.wrap = False  # text of several words wider than MAX_WIDTH, or on several lines: wrapped (``refer``)
+        self.lines: np.ndarray | None = None  # per cell, the lines its wrapped text takes (``_share_strings``)
         # Characters of the longest cell as written (an escaped ``&`` counts a few more): the column's
         # width. Text cells are measured among the shared strings (``refer``).
         self.longest = 0 if self.texts() is not None else (pc.max(pc.utf8_length(self.values)).as_py() or 0)
@@ -224,19 +254,26 @@ class _Column:
         is_text = pc.equal(self.kinds, _TEXT)
         return pc.if_else(is_text, self.values, pa.scalar(None, pa.string())) if pc.any(is_text).as_py() else None
 
-    def refer(self, indices: pa.Array, longest: int) -> None:
+    def refer(self, indices: pa.Array, longest: int, multiline: bool, words: bool) -> None:
         """Text cells hold their shared-string index from now on (``indices``: null in other cells)."""
         text = pc.cast(indices, pa.string())
         self.values = text if self.kind == _TEXT else pc.coalesce(text, self.values)
         self.longest = max(self.longest, longest)
+        self.wrap = multiline or (words and self.longest > MAX_WIDTH)
+
+    @property
+    def width(self) -> int:
+        """Characters of text the column shows on a line."""
+        return MAX_WIDTH if self.wrap else min(self.longest, MAX_TOKEN_WIDTH)
 
     def xml(self, letter: str, rows: pa.Array, start: int, stop: int) -> list[pa.Array | str]:
         """The block's cells as pieces of its rows' concatenation (reference, row number, value, end); or,
         where some cells are absent or kinds differ, as one array with "" for each absent cell."""
         values = self.values.slice(start, stop - start)
         ref = f'<c r="{letter}'
+        opening = _WRAPPED_OPEN if self.wrap else _CELL_OPEN
         if self.kind is not None:
-            pieces = [ref, rows, _CELL_OPEN[self.kind], values, _CELL_CLOSE]
+            pieces = [ref, rows, opening[self.kind], values, _CELL_CLOSE]
             if values.null_count == 0:
                 return pieces
             return [pc.fill_null(pc.binary_join_element_wise(*pieces, ""), "")]
@@ -245,7 +282,7 @@ class _Column:
         for kind in (_TEXT, _NUMBER, _DATE):
             mask = pc.equal(kinds, kind)
             if pc.any(mask).as_py():
-                out = pc.if_else(mask, pc.binary_join_element_wise(ref, rows, _CELL_OPEN[kind], values, _CELL_CLOSE, ""),
+                out = pc.if_else(mask, pc.binary_join_element_wise(ref, rows, opening[kind], values, _CELL_CLOSE, ""),
                                  out)
         return [pc.fill_null(out, "")]
 
@@ -265,11 +302,16 @@ def _share_strings(columns: list[_Column]) -> bytes:
         encoded = pc.dictionary_encode(pa.concat_arrays([values for _, values in texts]))
         distinct = _escape_array(encoded.dictionary)
         lengths = pc.utf8_length(distinct)
+        breaks = pc.match_substring(distinct, "\n")
+        spaces = pc.match_substring_regex(distinct, r"\S\s+\S")
         offset = 0
         for column, values in texts:
             indices = encoded.indices.slice(offset, len(values))
             offset += len(values)
-            column.refer(indices, pc.max(pc.take(lengths, indices)).as_py() or 0)
+            column.refer(indices, pc.max(pc.take(lengths, indices)).as_py() or 0,
+                         bool(pc.any(pc.take(breaks, indices)).as_py()), bool(pc.any(pc.take(spaces, indices)).as_py()))
+            if column.wrap:
+                column.lines = _lines_per_cell(distinct, indices, column.width)
     head = f'{_XML}<sst xmlns="{_MAIN}" count="{cells}" uniqueCount="{len(distinct)}">'
     if not len(distinct):
         return (head + "</sst>").encode("utf-8")
@@ -277,6 +319,37 @@ def _share_strings(columns: list[_Column]) -> bytes:
     items = pc.binary_join_element_wise(pc.if_else(preserve, '<si><t xml:space="preserve">', "<si><t>"), distinct,
                                         "</t></si>", "")
     return head.encode("utf-8") + bytes(_concatenated(items)) + b"</sst>"
+
+
+def _lines_of(text: str, width: int) -> int:
+    """Lines ``text`` takes when wrapped at spaces in a column ``width`` characters wide (a word longer than
+    the column is broken where it reaches the edge)."""
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0
+        for word in paragraph.split():
+            need = len(word) if used == 0 else used + 1 + len(word)
+            if need <= width:
+                used = need
+                continue
+            if used:
+                lines += 1
+            used = len(word)
+            while used > width:
+                lines += 1
+                used -= width
+    return lines
+
+
+def _lines_per_cell(distinct: pa.Array, indices: pa.Array, width: int) -> np.ndarray:
+    """Per cell, the lines of its text in a wrapped column (1 for an empty cell); each distinct text counted once."""
+    used = pc.unique(indices.drop_null())
+    counts = np.ones(len(distinct), dtype=np.int64)
+    texts = pc.take(distinct, used).to_pylist()
+    counts[used.to_numpy(zero_copy_only=False)] = [_lines_of(text, width) for text in texts]
+    positions = indices.fill_null(0).to_numpy(zero_copy_only=False)
+    return np.where(indices.is_null().to_numpy(zero_copy_only=False), 1, counts[positions])
 
 
 def _arrow(series: pd.Series, type_: pa.DataType) -> pa.Array:
@@ -355,21 +428,40 @@ def _object_cells(values: np.ndarray) -> tuple[pa.Array, pa.Array]:
 # The sheet and the package
 
 
-def _header(columns: list[str]) -> str:
+def _height(lines: int) -> str:
+    """A row's ``ht``: viewers do not all size rows to wrapped text themselves, so it is written."""
+    return f' ht="{lines * LINE_HEIGHT}" customHeight="1"' if lines > 1 else ""
+
+
+def _header(columns: list[str], widths: list[float]) -> str:
     cells = []
     for index, name in enumerate(columns):
         space = ' xml:space="preserve"' if name != name.strip() else ""
         cells.append(f'<c r="{column_letters(index)}1" s="{_STYLE_HEADER}" t="inlineStr"><is><t{space}>'
                      f"{_escape(name)}</t></is></c>")
-    return f'<row r="1">{"".join(cells)}</row>'
+    lines = max((_lines_of(name, int(width) - 2) for name, width in zip(columns, widths)), default=1)
+    return f'<row r="1"{_height(lines)}>{"".join(cells)}</row>'
+
+
+def _row_heights(columns: list[_Column]) -> np.ndarray | None:
+    """Per row the lines of its tallest wrapped cell; None when no column wraps."""
+    wrapped = [column.lines for column in columns if column.lines is not None]
+    return np.maximum.reduce(wrapped) if wrapped else None
 
 
 def _row_blocks(columns: list[_Column], letters: list[str], n_rows: int) -> Iterator[memoryview]:
+    lines = _row_heights(columns)
     for start in range(0, n_rows, BLOCK_ROWS):
         stop = min(n_rows, start + BLOCK_ROWS)
         rows = pc.cast(pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)), pa.string())
         cells = [piece for column, letter in zip(columns, letters) for piece in column.xml(letter, rows, start, stop)]
-        joined = pc.binary_join_element_wise('<row r="', rows, '">', *cells, "</row>", "")
+        heights = ""
+        if lines is not None:
+            block = lines[start:stop]
+            points = pc.cast(pa.array(block * LINE_HEIGHT), pa.string())
+            heights = pc.if_else(pa.array(block > 1), pc.binary_join_element_wise('" ht="', points,
+                                                                                '" customHeight="1', ""), "")
+        joined = pc.binary_join_element_wise('<row r="', rows, heights, '">', *cells, "</row>", "")
         yield _concatenated(joined)
 
 
@@ -420,24 +512,74 @@ def _ahead(parts: Iterator[bytes | memoryview], depth: int = 2) -> Iterator[byte
         stopped.set()
 
 
-def _sheet_xml_parts(names: list[str], columns: list[_Column], n_rows: int) -> Iterator[bytes | memoryview]:
-    """The sheet's XML in parts: head (widths, frozen header), blocks of rows, tail (filter)."""
+def _width(name: str, column: _Column | None) -> float:
+    """Characters a column needs: its longest cell (wrapped text: ``MAX_WIDTH``) and the longest word
+    of its header (the header wraps at spaces)."""
+    shown = column.width if column is not None else 0
+    is_date = column is not None and column.kind == _DATE
+    word = max((len(part) for part in name.split()), default=0)
+    width = max(MIN_WIDTH, min(word, MAX_WIDTH), shown, 10 if is_date else 0)
+    return width + 2 + 0.7109375
+
+
+@dataclass(frozen=True)
+class Print:
+    """How the sheet prints: ``title`` on every page, and the columns (a contiguous run, by name) repeated at the
+    left of every page when the table is spread over several pages across (``repeat``)."""
+
+    title: str | None = None
+    repeat: tuple[str, ...] = ()
+
+    def repeated(self, names: list[str]) -> tuple[int, int] | None:
+        """First and last position of the repeated columns among ``names``; None when there are none."""
+        positions = sorted(names.index(name) for name in self.repeat if name in names)
+        if not positions:
+            return None
+        if positions != list(range(positions[0], positions[-1] + 1)):
+            raise ValueError(f"columns repeated on every printed page must stand side by side: {self.repeat}")
+        return positions[0], positions[-1]
+
+    def pages_across(self, widths: list[float], names: list[str]) -> int:
+        """Pages across that keep the print at ``MIN_PRINT_SCALE`` or more (1: fitted to one page wide)."""
+        per_page = PAGE_WIDTH_UNITS / MIN_PRINT_SCALE
+        total = sum(widths)
+        if total <= per_page:
+            return 1
+        span = self.repeated(names)
+        repeated = sum(widths[span[0]:span[1] + 1]) if span else 0.0
+        return max(1, math.ceil((total - repeated) / max(per_page - repeated, per_page / 2)))
+
+    def xml(self, widths: list[float], names: list[str]) -> str:
+        """Grid lines, margins, A4 landscape fitted to the page width, the title and page numbers."""
+        header = ""
+        if self.title:
+            # Excel reads "&" as the start of a header code: a literal one is written twice.
+            text = '&L&"-,Bold"' + self.title.replace("&", "&&")
+            header = f"<oddHeader>{_escape(text)}</oddHeader>"
+        footer = f'<oddFooter>{_escape("&RPagina &P van &N")}</oddFooter>'
+        return ('<printOptions gridLines="1"/>'
+                '<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+                f'<pageSetup paperSize="9" orientation="landscape" pageOrder="overThenDown" '
+                f'fitToWidth="{self.pages_across(widths, names)}" fitToHeight="0"/>'
+                f"<headerFooter>{header}{footer}</headerFooter>")
+
+
+def _sheet_xml_parts(names: list[str], columns: list[_Column], n_rows: int,
+                     printing: Print = Print()) -> Iterator[bytes | memoryview]:
+    """The sheet's XML in parts: head (print fit, widths, frozen header), blocks of rows, tail (filter, print setup)."""
     letters = [column_letters(i) for i in range(len(names))]
     last = f"{letters[-1]}{n_rows + 1}" if names else "A1"
-    widths = []
-    for index, name in enumerate(names):
-        longest = columns[index].longest if columns else 0
-        is_date = bool(columns) and columns[index].kind == _DATE
-        width = max(len(name), longest, 10 if is_date else 0)
-        widths.append(f'<col min="{index + 1}" max="{index + 1}" width="{min(MAX_WIDTH, width + 2) + 0.7109375}" '
-                      'customWidth="1"/>')
+    units = [_width(name, columns[index] if columns else None) for index, name in enumerate(names)]
+    widths = [f'<col min="{index + 1}" max="{index + 1}" width="{width}" customWidth="1"/>'
+              for index, width in enumerate(units)]
     head = (
-        f'{_XML}<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><dimension ref="A1:{last}"/>'
+        f'{_XML}<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+        f'<dimension ref="A1:{last}"/>'
         '<sheetViews><sheetView tabSelected="1" workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
         + (f"<cols>{''.join(widths)}</cols>" if widths else "")
-        + "<sheetData>" + (_header(names) if names else "")
+        + "<sheetData>" + (_header(names, units) if names else "")
     )
     yield head.encode("utf-8")
     if columns:
@@ -445,17 +587,22 @@ def _sheet_xml_parts(names: list[str], columns: list[_Column], n_rows: int) -> I
     tail = "</sheetData>"
     if names:
         tail += f'<autoFilter ref="A1:{letters[-1]}{max(2, n_rows + 1)}"/>'
-    tail += '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'
+    tail += printing.xml(units, names) + "</worksheet>"
     yield tail.encode("utf-8")
 
 
-def _workbook_xml(sheet: str, frame: pd.DataFrame) -> str:
+def _workbook_xml(sheet: str, frame: pd.DataFrame, printing: Print = Print()) -> str:
     quoted = "'" + sheet.replace("'", "''") + "'"
     defined = ""
     if len(frame.columns):
         last = column_letters(len(frame.columns) - 1)
+        # The header row is printed at the top of every page, the repeated columns at the left of every page.
+        span = printing.repeated([str(c) for c in frame.columns])
+        columns = f"{quoted}!${column_letters(span[0])}:${column_letters(span[1])}," if span else ""
         defined = (f'<definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'
-                   f"{_escape(quoted)}!$A$1:${last}${max(2, len(frame) + 1)}</definedName></definedNames>")
+                   f"{_escape(quoted)}!$A$1:${last}${max(2, len(frame) + 1)}</definedName>"
+                   f'<definedName name="_xlnm.Print_Titles" localSheetId="0">{_escape(columns + quoted)}!$1:$1'
+                   "</definedName></definedNames>")
     return _XML + (
         f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><bookViews><workbookView/></bookViews>'
         f'<sheets><sheet name="{_escape(sheet)}" sheetId="1" r:id="rId1"/></sheets>{defined}'
@@ -498,11 +645,13 @@ def _deflated(package: zipfile.ZipFile, path: str, parts: Iterable[bytes | memor
             stream.write(part)
 
 
-def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, compresslevel: int = 1) -> bytes:
+def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, compresslevel: int = 1, printing: Print = Print()) -> bytes:
     """``frame`` as a one-sheet workbook; see the module docstring for what it holds.
 
     ``compresslevel`` is ISA-L's, 0 to 3: 1 (the default) compresses sheet XML to about a tenth
     at many times the speed of zlib's default, which matters for tables of a million rows.
+    ``printing``: the title on every printed page (e.g. which school's handover this is) and the
+    columns repeated on every page across.
     """
     if len(frame) + 1 > MAX_ROWS or len(frame.columns) > MAX_COLUMNS:
         raise ValueError(f"sheet {sheet!r}: {len(frame):,} rows x {len(frame.columns)} columns does not fit in one "
@@ -516,11 +665,11 @@ def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, compresslevel: int = 1) -> by
     with zipfile.ZipFile(buffer, "w") as package:
         for path, text in (("[Content_Types].xml", _CONTENT_TYPES), ("_rels/.rels", _ROOT_RELS),
                            ("docProps/app.xml", _app_xml(name)), ("docProps/core.xml", _CORE),
-                           ("xl/workbook.xml", _workbook_xml(name, frame)),
+                           ("xl/workbook.xml", _workbook_xml(name, frame, printing)),
                            ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS), ("xl/styles.xml", _STYLES)):
             _deflated(package, path, [text.encode("utf-8")], compresslevel)
         _deflated(package, "xl/sharedStrings.xml", [shared_strings], compresslevel)
-        parts = _sheet_xml_parts(names, columns, len(frame))
+        parts = _sheet_xml_parts(names, columns, len(frame), printing)
         # A helper thread only pays when there is a next block of rows to render during compression.
         _deflated(package, "xl/worksheets/sheet1.xml", _ahead(parts) if len(frame) > BLOCK_ROWS else parts,
                   compresslevel)

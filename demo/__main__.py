@@ -4,6 +4,7 @@
     python -m demo generate [--pupils N] [--seed S]  only write the deliveries and the truth file
     python -m demo serve [--port 8765]               only serve the partner APIs (for `make ui`)
     python -m demo env                               print the demo's secrets as shell exports (for `make ui`)
+    python -m demo pictures                          the docs' pictures of the outputs (`make pictures`)
 """
 
 from __future__ import annotations
@@ -166,10 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=8765)
     sub.add_parser("env")
+    sub.add_parser("pictures")
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(args)
         return 0
+    if args.command == "pictures":
+        from demo.pictures import main as pictures
+
+        return pictures()
     return {"run": run, "serve": serve, "env": env}[args.command](args)
 
 

@@ -38,7 +38,7 @@ FILE_TOKENS = {  # what replaces '*' in a source's path glob, per dataset
 }
 UNKNOWN_LABELS = {"definitief_advies": "VMBO XL", "onderwijsniveau": "VMBO XL", "vva_status": "in behandeling"}
 HOURS_IN_WORDS = ("twee", "drie uur", "n.v.t.", "?")
-TRUTH_DATASETS = ("po_transfers", "mbo_outflow")  # whose clean rows the truth lists (consent, handovers)
+TRUTH_DATASETS = ("po_transfers", "mbo_outflow", "vo_enrolment")  # whose clean rows the truth lists
 
 
 @dataclass
@@ -436,12 +436,22 @@ def _json_value(value):
 
 def _truth(world: World, clean: dict[str, pd.DataFrame], delivered: np.ndarray) -> dict:
     """Alerts, consent, residence and handovers as the pipeline must find them in the clean rows."""
-    transfers, outflow = (clean.get(dataset, pd.DataFrame(columns=["pid", *canonical_fields(dataset)]))
-                          for dataset in TRUTH_DATASETS)
+    transfers, outflow, enrolments = (clean.get(dataset, pd.DataFrame(columns=["pid", *canonical_fields(dataset)]))
+                                      for dataset in TRUTH_DATASETS)
     alerts = world.alerts
     no_consent = transfers[transfers.ondersteuningsbehoefte.fillna(False) & transfers.toestemming_ouders.eq(False).fillna(False)]
     gated = sorted(consent_gated_fields("po_transfers"))
-    handed_over = transfers[transfers.vo_brin6.notna() & transfers.aanmelddatum.notna()]
+    # Routing follows the pupil: to the school of a running enrolment, else to the school of the aanmelding;
+    # only this school year's and the coming one's transfers.
+    first = world.year.start.year
+    transfers_now = transfers[transfers.schooljaar.isin([f"{first}-{first + 1}", f"{first + 1}-{first + 2}"])]
+    evaluation = np.datetime64(world.year.evaluation, "D")
+    ends = enrolments.uitschrijfdatum.to_numpy(dtype="datetime64[D]")
+    running = enrolments[np.isnat(ends) | (ends > evaluation)].sort_values("inschrijfdatum", kind="stable")
+    enrolled_at = running.drop_duplicates("pid", keep="last").set_index("pid").vo_brin6
+    registered = transfers_now.vo_brin6.where(transfers_now.aanmelddatum.notna())
+    handed_over = transfers_now.assign(vo_brin6=transfers_now.pid.map(enrolled_at).fillna(registered))
+    handed_over = handed_over[handed_over.vo_brin6.notna()]
     applied = outflow[outflow.mbo_brin.notna()]
     persons = world.persons
     outside = persons.pid[persons.out_of_region.to_numpy() & member(persons.pid, delivered)]

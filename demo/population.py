@@ -456,6 +456,9 @@ class _Builder:
     def __init__(self, region: Region, seed: int, pupils: int, progress: Callable[[str], None]):
         self.region, self.pupils, self.say = region, pupils, progress
         self.rng = np.random.default_rng(seed)
+        # The VO schools' support records and the aanmeldingen elsewhere draw from their own stream, so
+        # adding them left every other generated value as it was.
+        self.support_rng = np.random.default_rng([seed, 2])
         # Scheduled hours only for a region whose absence sources deliver them, from a stream of their own:
         # every other region's world stays draw for draw what it was.
         self.timetable_rng = np.random.default_rng([seed, 3]) if any(
@@ -553,7 +556,8 @@ class _Builder:
         self.dropouts()
         self.leavers_of_last_summer()
         persons = self.identities()
-        enrolment = pd.concat(self.enrolments, ignore_index=True)
+        enrolment = self.vo_support(pd.concat(self.enrolments, ignore_index=True))
+        self.last_years_transfers(active, enrolment, persons)
         self.say(f"world: {len(active):,} VO pupils, {sum(map(len, self.transfers)):,} PO transfers, "
                  f"{sum(map(len, self.leavers)):,} leavers, {sum(map(len, self.waitlist)):,} waitlist entries")
         absence = self.absence(enrolment)
@@ -607,10 +611,64 @@ class _Builder:
         entered[switchers] = day(start)
         self.enrol(pids, schools, leerjaar, levels, entered)
         gemeenten = homes.woongemeente_code.to_numpy()
+        aangemeld = rng.random(n_transfers) < 0.97
         self.transfers.append(self.transfer_fields(pids[:n_transfers], advice, gemeenten[:n_transfers],
-                                                   schools[:n_transfers], aangemeld=rng.random(n_transfers) < 0.97))
+                                                   self.registered_at(schools[:n_transfers], levels[:n_transfers]),
+                                                   aangemeld=aangemeld))
         return pd.DataFrame({"pid": pids, "leerjaar": leerjaar, "woongemeente_code": gemeenten,
                              "core": self.persons[-1].core.to_numpy()})
+
+    def registered_at(self, enrolled: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """The school of each transfer's aanmelding: the school that enrolled the pupil, except for about
+        3% who registered at one school and enrolled at another (routing follows the enrolment)."""
+        rng = self.support_rng
+        registered = enrolled.copy()
+        changed = np.flatnonzero(rng.random(len(enrolled)) < 0.03)
+        registered[changed] = self.schools.vo_for(rng, levels[changed])
+        return registered
+
+    def last_years_transfers(self, active: pd.DataFrame, enrolment: pd.DataFrame, persons: pd.DataFrame) -> None:
+        """Last school year's groep-8 transfers, still in a PO board's export: a fifth of the background
+        pupils now in leerjaar 2 at the school they entered last year. Only the current and the coming
+        school year are handed over, so the pipeline must leave these out (docs/handover.md). Their VO
+        rows are never spoiled: without its enrolment a transfer reads as PO_GEEN_VO."""
+        last_year = SchoolYear(self.year.evaluation, _years_before(self.year.start, 1), self.year.weeks)
+        planted = np.concatenate([a.pid.to_numpy() for a in self.alerts])
+        running = np.isnat(enrolment.uitschrijfdatum.to_numpy(dtype="datetime64[D]"))
+        entered = enrolment[(enrolment.leerjaar == 2) & running
+                            & (enrolment.inschrijfdatum.to_numpy(dtype="datetime64[D]") == day(last_year.start))]
+        pupils = active[active.core.to_numpy(dtype=bool) & ~member(active.pid, planted)
+                        & ~member(active.pid, np.fromiter(self.taken, dtype=np.int64))]
+        pupils = pupils.merge(entered[["pid", "vo_brin6", "onderwijsniveau"]], on="pid")
+        pupils = pupils[self.support_rng.random(len(pupils)) < 0.2]
+        if not len(pupils):
+            return
+        persons.loc[pupils.pid.to_numpy(), "core"] = False
+        levels = pupils.onderwijsniveau.to_numpy(dtype=object)
+        advice = self.advice(np.where(np.isin(levels, list(RANK)), levels, "vmbo_gt").astype(object))
+        self.transfers.append(self.transfer_fields(pupils.pid.to_numpy(), advice, pupils.woongemeente_code.to_numpy(),
+                                                   pupils.vo_brin6.to_numpy(dtype=object),
+                                                   aangemeld=np.ones(len(pupils), dtype=bool), year=last_year))
+
+    def vo_support(self, enrolment: pd.DataFrame) -> pd.DataFrame:
+        """What each VO school's LAS export says of support: extra support for about 12%, an OPP for a third
+        of those, and the consent (of parents, or the pupil of 16+) to pass details on to the MBO."""
+        rng, n = self.support_rng, len(enrolment)
+        support = rng.random(n) < 0.12
+        consent = np.where(support, rng.random(n) < 0.8, None)
+        first = rng.integers(0, len(SUPPORT_NEEDS), n)
+        mentor = np.array(["mentor", "zorgcoördinator", "intern begeleider"], dtype=object)[rng.integers(0, 3, n)]
+        details = np.array(SUPPORT_NEEDS, dtype=object)[first] + ". Afgestemd met " + mentor + "."
+        return enrolment.assign(
+            ondersteuningsbehoefte=support,
+            opp=support & (rng.random(n) < 0.35),
+            toestemming_ouders=consent,
+            toestemming_datum=np.where(consent == True, np.minimum(  # noqa: E712
+                enrolment.inschrijfdatum.to_numpy(dtype="datetime64[D]")
+                + rng.integers(10, 60, n).astype("timedelta64[D]"), day(self.year.evaluation) - 1), NAT),
+            # Filled in the export even without consent: the pipeline must drop them (domain.md §2.4, §7).
+            ondersteuning_details=np.where(support, details, None),
+        )
 
     def advice(self, voorlopig: np.ndarray) -> pd.DataFrame:
         """Toets outcome near the provisional advice; a higher toets often raises the definitive one (§2.3)."""
@@ -626,9 +684,12 @@ class _Builder:
         return pd.DataFrame({"voorlopig_advies": voorlopig.astype(object), "toets_advies": toets,
                              "definitief_advies": definitief})
 
-    def transfer_fields(self, pids, advice: pd.DataFrame, gemeenten, vo_brin6, *, aangemeld) -> pd.DataFrame:
-        """A PO school's export of its groep-8 pupils: advice, aanmelding and support (§2.3, §2.4)."""
-        rng, n, on = self.rng, len(pids), self.year.on
+    def transfer_fields(self, pids, advice: pd.DataFrame, gemeenten, vo_brin6, *, aangemeld,
+                        year: SchoolYear | None = None) -> pd.DataFrame:
+        """A PO school's export of its groep-8 pupils of ``year`` (default: this school year): advice,
+        aanmelding and support (§2.3, §2.4)."""
+        year = year or self.year
+        rng, n, on = self.rng, len(pids), year.on
         definitief = advice.definitief_advies.to_numpy()
         support = (definitief == "pro") | (rng.random(n) < 0.12)
         opp = (definitief == "pro") | (support & (rng.random(n) < 0.35))
@@ -646,7 +707,7 @@ class _Builder:
             "po_brin6": po_brin6,
             "vo_brin6": np.where(aangemeld, vo_brin6, None),
             "aanmelddatum": np.where(aangemeld, _between(rng, on(AANMELDWEEK), day(on(AANMELDWEEK)) + 4, n), NAT),
-            "schooljaar": self.year.label,
+            "schooljaar": year.label,
             **{field: advice[field].to_numpy() for field in advice},
             "ondersteuningsbehoefte": support,
             "opp": opp,
@@ -999,7 +1060,8 @@ class _Builder:
         no_consent = (rows.toestemming_ouders == False).to_numpy(dtype=bool)  # noqa: E712
         inside = ~persons.out_of_region.reindex(rows.pid).to_numpy(dtype=bool)
         rows["defect_ok"] = ~planted & ~no_consent & inside
-        rows["dup_ok"] = rows.defect_ok & rows.vo_brin6.isna()  # a duplicate must not duplicate a handover
+        # A duplicate must not duplicate a handover: only last year's rows, which are not handed over, are doubled.
+        rows["dup_ok"] = rows.defect_ok & (rows.schooljaar != self.year.label).to_numpy()
         initial = np.array(list("abcdefghijklmnopqrstuvwxyz"), dtype=object)[rng.integers(0, 26, n)]
         domain = np.array(MAIL_DOMAINS, dtype=object)[rng.integers(0, len(MAIL_DOMAINS), n)]
         rows["ouder_email"] = initial + "." + persons.mail_name.reindex(rows.pid).to_numpy(dtype=object) + "@" + domain

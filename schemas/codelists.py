@@ -177,6 +177,26 @@ def _school_names(files: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 @cache
+def code_labels(codelist: str) -> dict[str, str]:
+    """Canonical code -> its official Dutch label, for the iJw lists (``productcategorie`` -> JZ020 ``waarde``)."""
+    if codelist not in IJW_LISTS:
+        raise KeyError(f"no labels for code list {codelist!r}; labelled lists: {sorted(IJW_LISTS)}")
+    table = _ijw_table()
+    rows = table.loc[table["lijstcode"] == IJW_LISTS[codelist]]
+    return dict(zip(rows["code"], rows["waarde"], strict=True))
+
+
+@cache
+def qualification_names() -> dict[str, str]:
+    """Crebo code -> qualification name, from the 2015 qualification list (reference/README.md: a list
+    of realistic codes, not the current register; codes introduced later have no name here)."""
+    table = pd.read_csv(REFERENCE_DIR / "mbo_kwalificaties_crebo_2015.csv", dtype="str",
+                        usecols=["crebo", "kwalificatie"], encoding="utf-8").dropna()
+    table = table.loc[table["crebo"].str.fullmatch(r"\d{5}")].drop_duplicates("crebo")
+    return dict(zip(table["crebo"], table["kwalificatie"], strict=True))
+
+
+@cache
 def _ijw_table() -> pd.DataFrame:
     path = REFERENCE_DIR / "ijw_codelijsten_release_3_2.csv"
-    return pd.read_csv(path, dtype="str", usecols=["lijstcode", "code"], encoding="utf-8")
+    return pd.read_csv(path, dtype="str", usecols=["lijstcode", "code", "waarde"], encoding="utf-8")

@@ -160,6 +160,16 @@ class VoEnrolment(Provenance, PupilIdentity, Naw):
         "Leerplicht exemption article (5a, 5b, 5c, 15, 3a, 3b; domain.md §4.4) or empty.",
         unknown_code={"codelist": "vrijstelling"},
     )
+    # What the VO school knows of the pupil's support, for the VO -> MBO handover (docs/handover.md).
+    ondersteuningsbehoefte: Series[pd.BooleanDtype] = _f("Pupil needs extra support (the VO school's record).")
+    opp: Series[pd.BooleanDtype] = _f("Has an ontwikkelingsperspectiefplan at the VO school (domain.md §2.4).")
+    toestemming_ouders: Series[pd.BooleanDtype] = _f(
+        "Parents (or the pupil of 16+) consented to passing support details to the MBO institution."
+    )
+    toestemming_datum: Series[Date] = _f("Date that consent was recorded.")
+    ondersteuning_details: Series[str] = _f(
+        "Support details for the MBO institution (free text).", metadata=CONSENT, mojibake=()
+    )
 
 
 class VoAbsence(Provenance):

@@ -34,6 +34,7 @@ from schemas.datasets import (
     dataset_schema,
     personal_fields,
 )
+from schemas.consent import without_withheld_fields
 from schemas.frames import select_rows
 from schemas.parse import FAILURE_COLUMNS, no_failures, parse_dataset
 from settings.region import Region
@@ -74,7 +75,8 @@ class ValidationResult:
     """What one validation produced.
 
     ``valid``: typed rows that pass the whole schema, provenance kept, index 0..n-1, plus the flag
-    ``buiten_regio`` (woongemeente outside the region: kept, not rejected).
+    ``buiten_regio`` (woongemeente outside the region: kept, not rejected); consent-gated fields
+    are empty where consent is not given (``schemas.consent.without_withheld_fields``).
     ``rejects``: one row per rejected row × rule × column (``REJECT_COLUMNS``).
     ``counts``: per rule, the number of distinct rows it rejected.
     ``per_source``: rows per source: raw, valid, quarantined, in rejected deliveries.
@@ -128,7 +130,9 @@ def validate_dataset(dataset: str, raw: pd.DataFrame, region: Region, *, evaluat
         survivors = select_rows(parsed.frame, ~parsed.frame.index.isin(failures["row"].unique()))
         revalidated = helper.submit(_revalidate, schema, survivors)
         rejects = _rejects(dataset, accepted, failures)
-        valid = survivors.assign(buiten_regio=outside_region(survivors, region)).reset_index(drop=True)
+        # Consent-gated values without consent stop here: only the raw snapshot keeps them (schemas.consent).
+        valid = without_withheld_fields(dataset, survivors.assign(buiten_regio=outside_region(survivors, region)))
+        valid = valid.reset_index(drop=True)
         per_source = _reconcile(raw, broken, valid, failures)
         revalidated.result()
     refused = {(r.source_id, r.delivery, r.delivery_sha256) for r in rejected_deliveries}

@@ -338,6 +338,21 @@ class Region(_Strict):
         description="The SWV's own DUO school file(s), relative to the region file; None: the national registry.",
     )
     sources: dict[str, Source] = Field(min_length=1)
+    mbo_instellingen: dict[str, str] = Field(
+        default_factory=dict,
+        description="MBO institution BRIN (4 characters) -> name, for the VO -> MBO handovers: the DUO school "
+                    "registry holds no MBO institutions (docs/handover.md).",
+    )
+
+    @field_validator("mbo_instellingen")
+    @classmethod
+    def _institution_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, name in value.items():
+            if not re.fullmatch(r"\d{2}[A-Z]{2}", code):
+                raise ValueError(f"{code!r} is not an MBO institution code (BRIN: 2 digits, 2 capitals, e.g. 25PW)")
+            if not name.strip():
+                raise ValueError(f"{code}: the name is empty")
+        return {code: name.strip() for code, name in value.items()}
 
     @field_validator("school_registry", mode="before")
     @classmethod

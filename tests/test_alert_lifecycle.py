@@ -253,11 +253,11 @@ def test_the_asset_writes_lists_per_night_and_a_rerun_rewrites_nothing(tmp_path)
     folder = tmp_path / "outbox" / "signalen" / "2026-10-05"
     coordinator = pd.read_csv(folder / "signalen_thuiszittercoordinator.csv", sep=";", encoding="utf-8-sig", dtype=str)
     # A fresh warehouse on 5 October: B's long absence and E's missing enrolment are new.
-    assert sorted(zip(coordinator["reden"], coordinator["status"])) == [("ABS", "nieuw"), ("LRV", "nieuw")]
+    assert sorted(zip(coordinator["Redenen"], coordinator["Status"])) == [("ABS", "nieuw"), ("LRV", "nieuw")]
     assert (folder / "signalen_thuiszittercoordinator.xlsx").exists()
     westerveld = pd.read_csv(folder / "gemeenten" / "GM1701" / "signalen_GM1701.csv", sep=";", encoding="utf-8-sig",
                              dtype=str)
-    assert westerveld["bsn"].tolist() == [E]
+    assert westerveld["BSN"].tolist() == [E]
     csv_files = sorted(folder.rglob("*.csv"))
     written = [path.read_bytes() for path in csv_files]
 
@@ -271,7 +271,7 @@ def test_the_asset_writes_lists_per_night_and_a_rerun_rewrites_nothing(tmp_path)
 
     _materialize(tmp_path, NIGHTS[5])
     statuses = pd.read_csv(tmp_path / "outbox" / "signalen" / "2026-10-12" / "signalen_thuiszittercoordinator.csv",
-                           sep=";", encoding="utf-8-sig", dtype=str)["status"]
+                           sep=";", encoding="utf-8-sig", dtype=str)["Status"]
     assert statuses.tolist() == ["open", "open"]
 
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assets.signalen.alert_assets import deliver_signal_lists, night_alerts, record_alert_night, signal_lists
+from assets.signalen.alert_assets import night_alerts, record_alert_night
+from assets.signalen.signal_lists import deliver_signal_lists, signal_lists
 from assets.signalen.alert_rules import (
     ALERT_COLUMNS,
     AlertThresholds,
@@ -596,20 +597,20 @@ def test_no_municipality_list_contains_another_municipalitys_resident(tmp_path):
     record_alert_night(store, tonight, E, salt=b"test-salt")
     alerts = night_alerts(store, tonight, E, frames["pupils"])
     coordinator, municipal = signal_lists(alerts, frames["pupils"], frames["vo_enrolment"], frames["po_transfers"],
-                                          REGION)
+                                          REGION, night=E)
     deliver_signal_lists(Outbox(root=str(tmp_path / "outbox")), E, coordinator, municipal, REGION)
 
     residents = frames["pupils"].set_index("bsn")["woongemeente_code"]
     for code in REGION.gemeente_codes:
         path = tmp_path / "outbox" / "signalen" / "2026-10-05" / "gemeenten" / code / f"signalen_{code}.csv"
         listed = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str)
-        assert len(listed) == 1 and (residents.loc[listed["bsn"]] == code).all()
-        assert {"woongemeente", "buiten_regio", "productcategorie", "zorgaanbieder_agb"}.isdisjoint(listed.columns)
+        assert len(listed) == 1 and (residents.loc[listed["BSN"]] == code).all()
+        assert {"Woongemeente", "Buiten regio", "productcategorie", "zorgaanbieder_agb"}.isdisjoint(listed.columns)
     everyone = pd.read_csv(tmp_path / "outbox" / "signalen" / "2026-10-05" / "signalen_thuiszittercoordinator.csv",
                            sep=";", encoding="utf-8-sig", dtype=str)
-    assert set(everyone["bsn"]) == set(residents.index)  # the out-of-region pupil is here only
-    assert everyone.loc[everyone["bsn"] == "200000005", "buiten_regio"].tolist() == ["ja"]
-    assert set(everyone["achternaam"]) == {f"Naam{i}" for i in range(6)}
+    assert set(everyone["BSN"]) == set(residents.index)  # the out-of-region pupil is here only
+    assert everyone.loc[everyone["BSN"] == "200000005", "Buiten regio"].tolist() == ["ja"]
+    assert set(everyone["Achternaam"]) == {f"Naam{i}" for i in range(6)}
 
 
 def test_an_alert_follows_a_pupil_who_moves_with_the_same_id(tmp_path):
@@ -624,6 +625,7 @@ def test_an_alert_follows_a_pupil_who_moves_with_the_same_id(tmp_path):
         record_alert_night(store, tonight, on, salt=b"test-salt")
         alerts = night_alerts(store, tonight, on, frames["pupils"])
         ids[on] = alert(alerts, key, "ABS")["alert_id"]
-        _, municipal = signal_lists(alerts, frames["pupils"], frames["vo_enrolment"], frames["po_transfers"], REGION)
+        _, municipal = signal_lists(alerts, frames["pupils"], frames["vo_enrolment"], frames["po_transfers"], REGION,
+                                    night=on)
         assert {code for code, frame in municipal.items() if len(frame)} == {gemeente}
     assert len(set(ids.values())) == 1

@@ -267,7 +267,7 @@ def test_no_municipal_list_or_export_holds_a_resident_of_another_municipality(ni
     residence = dict(zip(pupils["pupil_key"], pupils["woongemeente_code"]))
     for path in signal_lists:
         rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
-        keys = ("bsn:" + rows["bsn"]).fillna("onr:" + rows["onderwijsnummer"])
+        keys = ("bsn:" + rows["BSN"]).fillna("onr:" + rows["Onderwijsnummer"])
         assert {residence[k] for k in keys} <= {path.parent.name}, path
     for path in exports:
         rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")

@@ -68,8 +68,8 @@ def test_the_manifest_lists_every_file_with_its_true_sha256_and_rows(tmp_path, e
 def test_only_the_configured_formats_are_written_and_the_manifest_names_them(tmp_path, export):
     written = write_export(export, Outbox(root=str(tmp_path)), ["parquet"])
     manifest = json.loads((written.folder / "manifest.json").read_text(encoding="utf-8"))
-    assert {p.suffix for p in written.folder.iterdir() if p.name != "manifest.json"} == {".parquet"}
-    assert set(manifest["files"]) == {"monitoring.parquet", "datadictionary.parquet",
+    assert {p.suffix for p in written.folder.iterdir() if p.name != "manifest.json"} == {".parquet", ".txt"}
+    assert set(manifest["files"]) == {"monitoring.parquet", "datadictionary.parquet", "legenda.txt",
                                       *(f"{name}.parquet" for name in export.aggregates)}
     assert manifest["formaten"] == ["parquet"]
 
@@ -311,19 +311,19 @@ def test_after_a_failed_upload_the_next_run_sends_only_what_was_not_confirmed(tm
     receiver.wrong_checksum_on = {5}
     with pytest.raises(UploadError, match="checksum mismatch"):
         deliver(export, written, log, folder, target(receiver), uploads(receiver))
-    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 0, "uploaded": 15}
-    assert receiver.requests == 5 + 15
+    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 0, "uploaded": 16}
+    assert receiver.requests == 5 + 16
 
 
 def test_deliver_logs_uploads_and_does_not_send_a_confirmed_file_twice(tmp_path, export, receiver, log):
     written = write_export(export, Outbox(root=str(tmp_path)))
     folder = "gemeenten/GM0118/2026-10-05"
-    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 19, "uploaded": 19}
+    assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 20, "uploaded": 20}
     rows = log.rows("GM0118")
     assert (rows["receiver_sha256"] == rows["sha256"]).all()
     assert rows.set_index("file").loc["monitoring.csv", "grondslag"].startswith("Wet passend onderwijs")
     assert deliver(export, written, log, folder, target(receiver), uploads(receiver)) == {"logged": 0, "uploaded": 0}
-    assert receiver.requests == 19
+    assert receiver.requests == 20
 
 
 # -- the Dagster asset, end to end ----------------------------------------------------------------
@@ -446,7 +446,7 @@ def test_the_asset_writes_only_the_configured_formats(tmp_path):
     result, _ = _materialize(tmp_path, inputs, Exports(formats=["csv"]))
     assert result.success
     folder = tmp_path / "outbox" / "gemeenten" / "GM0118" / "2026-10-05"
-    assert {p.suffix for p in folder.iterdir()} == {".csv", ".json"}
+    assert {p.suffix for p in folder.iterdir()} == {".csv", ".json", ".txt"}  # the legend goes along
     assert _checks(result)["export_GM0118"].metadata["upload"].value == "not configured"
 
 

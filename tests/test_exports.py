@@ -607,3 +607,48 @@ def test_files_are_rendered_in_order_a_bounded_number_ahead_and_a_failure_reache
             results.append(rendered)
     assert results == [f"file {i}" for i in range(7)]
     assert max(started) <= 9 and sorted(started) == sorted(set(started))
+
+
+# -- what an analyst opens: Dutch decimals, labels beside codes, a legend -------------------------------
+
+
+def test_decimals_in_the_csv_have_a_comma_and_parquet_keeps_real_numbers(tmp_path):
+    inputs = build_inputs([Pupil(home="GM0118", hours=(2.0, 4.0, 6.0, 8.5))], REGION_POOL[:2])
+    written = write_export(export_for(inputs, "GM0118"), Outbox(root=str(tmp_path)))
+    csv = csv_frame((written.folder / "monitoring.csv").read_bytes())
+    assert csv["uren_ongeoorloofd_4w"].tolist() == ["20,5"]
+    assert pq.read_table(written.folder / "monitoring.parquet").to_pandas()["uren_ongeoorloofd_4w"].tolist() == [20.5]
+    read_as_dutch_excel_does = pd.read_csv(written.folder / "monitoring.csv", sep=";", decimal=",",
+                                           encoding="utf-8-sig")
+    assert read_as_dutch_excel_does["uren_ongeoorloofd_4w"].tolist() == [20.5]
+
+
+def test_labels_stand_beside_the_codes_of_product_categories_vva_statuses_and_schools():
+    row = _row(Pupil(home="GM0118", school="19IW00", wait="wacht", productcategorie="54", mbo="niet_tot_inschrijving"))
+    assert (row["productcategorie"], row["productcategorie_omschrijving"]) == ("54", "Jeugd-ggz")
+    assert (row["mbo_status"], row["mbo_status_omschrijving"]) == (
+        "niet_tot_inschrijving", "aanmelding leidt niet tot inschrijving")
+    assert (row["vo_brin6"], row["vo_schoolnaam"]) == ("19IW00", "Regionale Scholengemeenschap Wolfsbos")
+
+
+def test_the_aggregates_name_their_schools_and_product_categories_beside_the_codes():
+    inputs = build_inputs([Pupil(home="GM0118", school="19IW00", wait="wacht", productcategorie="54")
+                           for _ in range(7)], REGION_POOL[:2])
+    aggregates = export_for(inputs, "GM0118").aggregates
+    per_school = aggregates["aggregaat_per_school"].set_index("vo_brin6")
+    assert per_school.loc["19IW00", "schoolnaam"] == "Regionale Scholengemeenschap Wolfsbos"
+    assert per_school.loc["totaal", "schoolnaam"] == "totaal"
+    per_category = aggregates["aggregaat_per_productcategorie"].set_index("productcategorie")
+    assert per_category.loc["54", "omschrijving"] == "Jeugd-ggz"
+
+
+def test_every_export_folder_has_a_dutch_legend_of_symbols_pseudonym_and_columns(tmp_path):
+    inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:2])
+    export = export_for(inputs, "GM0118")
+    written = write_export(export, Outbox(root=str(tmp_path)))
+    legend = (written.folder / "legenda.txt").read_text(encoding="utf-8-sig")
+    for symbol in ("<5", "x ", ". ", "decimale komma", "HMAC-SHA256", export.manifest["pseudoniem"]["sleutel_id"]):
+        assert symbol in legend, symbol
+    assert all(column in legend for column in MONITORING_COLUMNS)
+    assert export.grondslag("legenda.txt") == export.manifest["grondslag"]["datadictionary"]
+    assert "legenda.txt" in written.files  # in the manifest, with its sha256

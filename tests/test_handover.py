@@ -23,20 +23,19 @@ from openpyxl import load_workbook
 
 from assets.overdracht.handover import (
     CONSENT_FIELDS,
-    GEEN_GEGEVENS,
-    GEEN_TOESTEMMING,
     blank_without_consent,
     brin_segment,
-    consent_given,
     po_vo_handover,
-    registered_transfers,
+    routed_transfers,
     swv_signal_overview,
     vo_mbo_handover,
 )
 from assets.overdracht.handover_assets import PO_VO, VO_MBO, deliver_handover, po_vo_handovers, vo_mbo_handovers
 from connectors.outbox import Outbox, sha256
 from connectors.region_config import RegionConfig
+from schemas.consent import consent_given
 from schemas.datasets import MODELS
+from schemas.vocabulary import GEEN_ONDERSTEUNINGSBEHOEFTE, GEEN_TOESTEMMING, NIET_GELEVERD
 from tests.conftest import DEMO_REGION
 
 E = pd.Timestamp("2026-10-05")  # after the TLV date (1 June) of school year 2026-2027
@@ -103,9 +102,11 @@ CONFLICTS = pd.DataFrame({"pupil_key": [f"bsn:{EVA}"], "rule": ["conflicting_bir
 NO_CONFLICTS = pd.DataFrame({"pupil_key": pd.Series([], dtype="str")})
 
 
-def handover(frame: pd.DataFrame | None = None, *, conflicts: pd.DataFrame = CONFLICTS, on: pd.Timestamp = E):
-    return po_vo_handover(po_transfers() if frame is None else frame, conflicts, evaluation_date=on,
-                          tlv_deadline=TLV_DATE)
+def handover(frame: pd.DataFrame | None = None, *, conflicts: pd.DataFrame = CONFLICTS, on: pd.Timestamp = E,
+             enrolments: pd.DataFrame | None = None):
+    return po_vo_handover(po_transfers() if frame is None else frame,
+                          typed("vo_enrolment", []) if enrolments is None else enrolments, conflicts,
+                          evaluation_date=on, tlv_deadline=TLV_DATE, school_year_start="08-01")
 
 
 def deliver(outbox: Outbox, frame: pd.DataFrame | None = None, **kwargs) -> pd.DataFrame:
@@ -175,8 +176,9 @@ def test_the_latest_aanmelding_wins_and_two_schools_on_one_day_go_to_neither():
             transfer(ANNA, "Aalders", school="02CD00", aangemeld="2026-04-10"),
             transfer(BRAM, "Bakker", school="01AB00", aangemeld="2026-03-25"),
             transfer(BRAM, "Bakker", school="02CD00", aangemeld="2026-03-25")]
-    chosen, left_out = registered_transfers(po_transfers(rows), NO_CONFLICTS)
-    assert chosen.loc[:, ["bsn", "vo_brin6"]].values.tolist() == [[ANNA, "02CD00"]]
+    chosen, left_out = routed_transfers(po_transfers(rows), typed("vo_enrolment", []), NO_CONFLICTS,
+                                        evaluation_date=E, school_year_start="08-01")
+    assert chosen.loc[:, ["bsn", "school"]].values.tolist() == [[ANNA, "02CD00"]]
     assert left_out["pupils_registered_at_two_schools_same_day"] == 1
 
 
@@ -413,9 +415,10 @@ def mbo_handover(leavers: list[dict], conflicts: pd.DataFrame = CONFLICTS):
         conflicts, school_year_start="08-01", evaluation_date=E)
 
 
-def test_each_leaver_goes_to_every_institution_applied_to_and_nowhere_else(outbox: Outbox):
-    result = mbo_handover([leaver(ANNA), leaver(ANNA, mbo="01OE", crebo="25180"), leaver(BRAM, mbo="01OE"),
-                           leaver(CAS, mbo=None), leaver(EVA)])
+def test_before_enrolment_each_leaver_goes_to_every_institution_applied_to_and_nowhere_else(outbox: Outbox):
+    pending = {"vva_status": "aanmelding_ontvangen"}
+    result = mbo_handover([leaver(ANNA, **pending), leaver(ANNA, mbo="01OE", crebo="25180", **pending),
+                           leaver(BRAM, mbo="01OE"), leaver(CAS, mbo=None), leaver(EVA)])
     deliver_handover(outbox, VO_MBO, result, {"swv": "VO2203"}, year_key="uitstroomjaar")
     root = Path(outbox.root) / "overdracht" / "vo-mbo" / "2026"
     assert sorted(p.name for p in root.iterdir()) == ["01OE", "25LJ"]
@@ -431,7 +434,7 @@ def test_leaver_rows_carry_vva_label_names_and_consent_gated_support_from_the_po
     assert table.loc[ANNA, "Ondersteuningsbehoeften"] == "extra tijd bij toetsen"
     assert pd.isna(table.loc[ANNA, "Reden leeg"])
     assert table.loc[BRAM, "Reden leeg"] == GEEN_TOESTEMMING and pd.isna(table.loc[BRAM, "Ondersteuningsbehoeften"])
-    assert table.loc[FEMKE, "Reden leeg"] == GEEN_GEGEVENS and pd.isna(table.loc[FEMKE, "OPP"])
+    assert table.loc[FEMKE, "Reden leeg"] == NIET_GELEVERD and pd.isna(table.loc[FEMKE, "OPP"])
 
 
 def test_a_leaver_who_has_not_left_yet_belongs_to_the_year_the_application_school_year_ends():
@@ -465,6 +468,7 @@ def test_the_assets_deliver_and_report_counts_and_codes_only(tmp_path: Path):
         "pupil_conflicts": CONFLICTS,
         "mbo_outflow": typed("mbo_outflow", [leaver(ANNA), leaver(BRAM, mbo="01OE")]),
         "vo_enrolment": typed("vo_enrolment", [enrolment(ANNA, "Aalders")]),
+        "vo_absence": typed("vo_absence", []),
     }
     result = dg.materialize(
         [*(_upstream(name, frame) for name, frame in inputs.items()), po_vo_handovers, vo_mbo_handovers],
@@ -489,3 +493,108 @@ def test_the_assets_deliver_and_report_counts_and_codes_only(tmp_path: Path):
     assert list(delivered.columns) == ["school", "year", "file", "rows", "sha256", "changed", "folder"]
     assert set(delivered["school"]) == {"01AB00", "02CD00", "VO2203"}
     assert (tmp_path / "outbox/overdracht/po-vo" / YEAR / "swv_signalen.xlsx").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the school reads: names, the real reason for empty cells, the VO side's knowledge, print setup
+
+
+def test_school_names_stand_beside_their_codes_and_an_unknown_code_says_so(outbox: Outbox):
+    frame = po_transfers([transfer(ANNA, "Aalders", po_brin6="00DX00")])
+    deliver(outbox, frame, conflicts=NO_CONFLICTS)
+    folder = school_folder(Path(outbox.root), "01AB00")
+    (row,) = read_csv(folder / "overdracht.csv")
+    assert (row["School van herkomst (BRIN)"], row["School van herkomst"]) == ("00DX00", "Vrije School Assen")
+    assert (row["Aangemeld bij (BRIN)"], row["Aangemeld bij"]) == ("01AB00", "(naam onbekend)")
+    assert json.loads((folder / "manifest.json").read_text())["schoolnaam"] == "(naam onbekend)"
+
+
+def test_an_mbo_institution_is_named_from_the_region_file(outbox: Outbox):
+    deliver_handover(outbox, VO_MBO, mbo_handover([leaver(ANNA)]), {"swv": "VO2203"}, year_key="uitstroomjaar",
+                     institutions={"25LJ": "Voorbeeldcollege"})
+    folder = Path(outbox.root) / "overdracht/vo-mbo/2026/25LJ"
+    assert json.loads((folder / "manifest.json").read_text())["schoolnaam"] == "Voorbeeldcollege"
+    assert "Voorbeeldcollege" in load_workbook(folder / "overdracht.xlsx").active.oddHeader.left.text
+
+
+def test_reden_leeg_states_the_real_reason():
+    dated = {"toestemming_ouders": True, "toestemming_datum": pd.Timestamp("2026-03-01")}
+    refused = {"toestemming_ouders": False, "toestemming_datum": None}
+    rows = [
+        transfer(ANNA, "A", ondersteuningsbehoefte=False, opp=False, **refused),
+        transfer(BRAM, "B", ondersteuningsbehoefte=True, **refused),
+        transfer(CAS, "C", ondersteuningsbehoefte=True, **dated),
+        transfer(DIRK_ONR.replace("10", "11", 1), "D", ondersteuningsbehoefte=True, ondersteuning_details="x", **dated),
+    ]
+    table = handover(po_transfers(rows), conflicts=NO_CONFLICTS).table.set_index("Achternaam")
+    assert table.loc["A", "Reden leeg"] == GEEN_ONDERSTEUNINGSBEHOEFTE
+    assert table.loc["B", "Reden leeg"] == GEEN_TOESTEMMING
+    assert table.loc["C", "Reden leeg"] == NIET_GELEVERD
+    assert pd.isna(table.loc["D", "Reden leeg"])
+
+
+def vo_support(bsn: str, achternaam: str, **fields) -> dict:
+    return enrolment(bsn, achternaam) | {"ondersteuningsbehoefte": True, "opp": True,
+                                         "ondersteuning_details": f"VO-details {achternaam}", **fields}
+
+
+def test_the_vo_mbo_file_carries_what_the_vo_school_delivered_with_its_consent_and_names_the_source():
+    enrolments = [vo_support(ANNA, "Aalders", toestemming_ouders=True, toestemming_datum=pd.Timestamp("2026-02-01")),
+                  vo_support(BRAM, "Bakker", toestemming_ouders=False)]
+    result = vo_mbo_handover(typed("mbo_outflow", [leaver(ANNA), leaver(BRAM), leaver(FEMKE)]), po_transfers([]),
+                             typed("vo_enrolment", enrolments), NO_CONFLICTS, school_year_start="08-01",
+                             evaluation_date=E)
+    table = result.table.set_index("BSN")
+    assert table.loc[ANNA, "Bron ondersteuning"] == "VO-school 01AB00"
+    assert table.loc[ANNA, "Ondersteuningsbehoeften"] == "VO-details Aalders" and table.loc[ANNA, "OPP"]
+    assert pd.isna(table.loc[ANNA, "Reden leeg"])
+    assert pd.isna(table.loc[BRAM, "Ondersteuningsbehoeften"]) and table.loc[BRAM, "Reden leeg"] == GEEN_TOESTEMMING
+    assert table.loc[FEMKE, "Bron ondersteuning"].startswith(NIET_GELEVERD)
+    assert table.loc[FEMKE, "Reden leeg"] == NIET_GELEVERD
+
+
+def test_without_a_vo_record_the_po_dossier_is_the_named_source():
+    table = mbo_handover([leaver(ANNA)]).table.set_index("BSN")
+    assert table.loc[ANNA, "Bron ondersteuning"] == f"PO-dossier {YEAR}"
+    assert table.loc[ANNA, "Ondersteuningsbehoeften"] == "extra tijd bij toetsen"
+
+
+def absence_week(bsn: str, week: str, unexcused: float, excused: float = 0.0, school: str = "01AB00") -> dict:
+    return {"bsn": bsn, "vo_brin6": school, "week_start": pd.Timestamp(week), "uren_ongeoorloofd": unexcused,
+            "uren_geoorloofd": excused}
+
+
+def test_the_vo_mbo_file_sums_the_absence_of_the_last_school_year_and_says_when_none_was_delivered(outbox: Outbox):
+    absence = typed("vo_absence", [absence_week(ANNA, "2026-03-02", 4.5, 1.0), absence_week(ANNA, "2026-05-11", 2.0),
+                                   absence_week(ANNA, "2025-05-12", 30.0)])  # the year before: not counted
+    leavers = [leaver(ANNA), leaver(BRAM), leaver(CAS, vo_brin6="02CD00")]
+    result = vo_mbo_handover(typed("mbo_outflow", leavers), po_transfers([]), typed("vo_enrolment", []),
+                             NO_CONFLICTS, school_year_start="08-01", evaluation_date=E, vo_absence=absence)
+    table = result.table.set_index("BSN")
+    assert table.loc[ANNA, ["Verzuim schooljaar", "Uren ongeoorloofd verzuim", "Uren geoorloofd verzuim"]].tolist() == [
+        "2025-2026", 6.5, 1.0]
+    assert table.loc[BRAM, "Uren ongeoorloofd verzuim"] == 0.0  # the school delivered absence: none for Bram
+    assert table.loc[CAS, "Verzuim schooljaar"] == "2025-2026 niet geleverd"
+    assert pd.isna(table.loc[CAS, "Uren ongeoorloofd verzuim"])
+
+    deliver_handover(outbox, VO_MBO, result, {"swv": "VO2203"}, year_key="uitstroomjaar")
+    rows = {r["BSN"]: r for r in read_csv(Path(outbox.root) / "overdracht/vo-mbo/2026/25LJ/overdracht.csv")}
+    assert rows[ANNA]["Uren ongeoorloofd verzuim"] == "6,5"  # a decimal comma for Dutch Excel
+
+
+def test_the_workbook_prints_on_a4_landscape_fitted_to_width_with_the_header_row_on_every_page(outbox: Outbox):
+    long_text = "Dyslexieverklaring: extra tijd bij toetsen. " * 4
+    deliver(outbox, po_transfers([transfer(ANNA, "Aalders", ondersteuning_details=long_text)]), conflicts=NO_CONFLICTS)
+    sheet = load_workbook(school_folder(Path(outbox.root), "01AB00") / "overdracht.xlsx").active
+    assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.paperSize == 9
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    # Fitted to the width: as many pages across as keep the text readable, each with the pupil's name.
+    assert sheet.page_setup.fitToWidth >= 1 and sheet.page_setup.fitToHeight == 0
+    assert sheet.page_setup.pageOrder == "overThenDown"
+    assert sheet.print_title_rows == "$1:$1" and sheet.print_title_cols == "$C:$E"
+    assert sheet.oddHeader.left.text.startswith("Warme overdracht PO-VO 2026-2027: 01AB00")
+    assert "&P" in sheet.oddFooter.right.text
+    header = [cell.value for cell in sheet[1]]
+    details = sheet.cell(row=2, column=header.index("Ondersteuningsbehoeften") + 1)
+    assert details.value == long_text and details.alignment.wrap_text  # wrapped, not cut
+    assert sheet.column_dimensions[details.column_letter].width < len(long_text)

@@ -103,7 +103,7 @@ def test_column_letters(index, letters):
 
 def test_an_error_while_rendering_rows_reaches_the_caller(monkeypatch):
     """Rows are rendered in a helper thread (``_ahead``); its failure must not vanish with the thread."""
-    def broken(names, columns, n_rows):
+    def broken(names, columns, n_rows, printing=None):
         yield b"<worksheet>"
         raise RuntimeError("rendering failed")
 
@@ -152,3 +152,37 @@ def test_each_distinct_text_is_written_once_in_the_shared_strings():
     assert rows[1:5] == [("wacht", "ja", "geen", "<5"), ("geen", "nee", "geen", 7),
                          ("wacht", "ja", "geen", "geen"), (None, None, "geen", None)]
     assert len(rows) == 4001
+
+
+# -- printing: A4 landscape, fitted to the width, text wrapped rather than cut ----------------------
+
+
+def test_a_narrow_table_prints_on_a4_landscape_one_page_wide_with_its_header_on_every_page():
+    sheet, _ = openpyxl_rows(xlsx.xlsx_bytes(frame(), "Blad", printing=xlsx.Print("Titel & meer")))
+    assert (sheet.page_setup.orientation, sheet.page_setup.paperSize) == ("landscape", 9)
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+    assert sheet.print_title_rows == "$1:$1" and sheet.print_title_cols is None
+    assert sheet.oddHeader.left.text == "Titel && meer"  # a literal & in a header is written twice
+    assert sheet.print_options.gridLines
+
+
+def test_a_wide_table_is_spread_over_pages_across_with_the_named_columns_on_each():
+    wide = pd.DataFrame({f"kolom {i}": [f"waarde {i} " * 3] for i in range(30)})
+    sheet, _ = openpyxl_rows(xlsx.xlsx_bytes(wide, "Blad", printing=xlsx.Print(repeat=("kolom 2", "kolom 3"))))
+    assert sheet.page_setup.fitToWidth > 1 and sheet.page_setup.pageOrder == "overThenDown"
+    assert sheet.print_title_cols == "$C:$D"
+    with pytest.raises(ValueError, match="side by side"):
+        xlsx.xlsx_bytes(wide, "Blad", printing=xlsx.Print(repeat=("kolom 2", "kolom 5")))
+
+
+def test_long_or_multiline_text_wraps_in_a_taller_row_and_single_long_words_keep_their_width():
+    text = "Dyslexieverklaring: extra tijd bij toetsen en mondeling overhoren waar dat kan"
+    table = pd.DataFrame({"lang": [text, "kort"], "regels": ["een\ntwee\ndrie", None], "sleutel": ["f" * 64, "e" * 64]})
+    sheet, rows = openpyxl_rows(xlsx.xlsx_bytes(table, "Blad"))
+    assert rows[1][0] == text  # the whole text, not cut
+    assert sheet["A2"].alignment.wrap_text and sheet["B2"].alignment.wrap_text and not sheet["C2"].alignment.wrap_text
+    assert sheet.column_dimensions["A"].width < len(text) and sheet.column_dimensions["C"].width > 64
+    assert sheet.row_dimensions[2].height >= 3 * xlsx.LINE_HEIGHT  # three lines in column B
+    assert sheet.row_dimensions[3].height is None  # nothing wraps in the second row
+    assert sheet["C2"].alignment.vertical == "top"

@@ -66,7 +66,9 @@ def write_export(export: MunicipalExport, outbox: Outbox, formats: Sequence[str]
     """Write one municipality's export in ``formats`` atomically (manifest last); an unchanged export is
     not rewritten."""
     folder = export_folder(outbox, export.gemeente, export.evaluation_date)
-    files = {name: content for name, content in export.files.items() if name.rsplit(".", 1)[-1] in formats}
+    # The tables in the chosen formats; what is no table (the legend) always goes along.
+    files = {name: content for name, content in export.files.items()
+             if (suffix := name.rsplit(".", 1)[-1]) in formats or suffix not in EXPORT_FORMATS}
     manifest = {**export.manifest, "formaten": [f for f in export.manifest["formaten"] if f.split()[0] in formats]}
     return write_folder(folder, files, manifest)
 

@@ -11,6 +11,11 @@ What a municipality receives, and why it may (``docs/exports.md``; docs/domain.m
 - **aggregates**: cross-tables with row and column totals, counts 1-5 shown as ``"<5"`` and
   secondary suppression so no hidden cell can be worked out from the totals (domain.md §7).
 - **data dictionary**: every column of every table with its type, meaning and source dataset.
+- **legenda.txt**: a short Dutch legend for the reader who opens the folder: the suppression
+  symbols, the pseudonym, the decimal comma and what each column holds (``legend_text``).
+
+Codes go out with their Dutch labels beside them (school names, iJw product categories, VVA
+statuses), in the one vocabulary of ``schemas.vocabulary``.
 
 Routing follows the woonplaatsbeginsel (domain.md §7 "routing to own residents"): a pupil goes to the
 municipality of ``woongemeente_code`` and nowhere else; pupils who live outside the region, or whose
@@ -40,7 +45,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from assets.signalen.alert_rules import REASONS, SchoolWeeks, age_on, as_dates, monday_of
 from assets.koppeling.linkage import KEY_FIELDS, PupilIndex, index_in
 from connectors.outbox import neutralise, parquet_bytes, table_files
+from schemas.codelists import code_labels
 from schemas.frames import select_rows
+from schemas.vocabulary import (
+    AANGEMELD_VO,
+    GEEN_AANMELDING,
+    ONDERWIJSSTATUS,
+    OVERDRACHT_STATUS,
+    VVA_LABELS,
+    WACHTLIJST_STATUS,
+    labelled,
+    named,
+    names_of,
+)
 from settings.region import Calendar
 
 SCHEMA_VERSION = "1.0"
@@ -147,11 +164,6 @@ class ExportInputs:
     po_transfers: pd.DataFrame
     mbo_outflow: pd.DataFrame
     thuiszitter_alerts: pd.DataFrame
-
-
-ONDERWIJSSTATUS = ("ingeschreven VO", "uitgestroomd naar MBO", "uitgestroomd VO zonder MBO-inschrijving",
-                   "aangemeld VO", "niet ingeschreven")
-WACHTLIJST_STATUS = ("wacht", "in zorg", "geen")
 
 
 def residents(pupils: pd.DataFrame, gemeenten: str | Sequence[str]) -> pd.DataFrame:
@@ -315,15 +327,15 @@ def transfer_status(po_transfers: pd.DataFrame, resident_keys: ResidentKeys, enr
     applied[at[latest]] = (rows["vo_brin6"].notna() | rows["aanmelddatum"].notna()).to_numpy()[latest]
     status = np.select([transferred & enrolled.to_numpy(dtype=bool), transferred & applied, transferred],
                        [0, 1, 2], default=-1)
-    return pd.Series(_labelled(status, ["ingeschreven VO", "aangemeld VO", "niet aangemeld"]), index=keys)
+    return pd.Series(_labelled(status, OVERDRACHT_STATUS), index=keys)
 
 
 def mbo_status(mbo_outflow: pd.DataFrame, resident_keys: ResidentKeys) -> pd.Series:
-    """VVA status of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
+    """VVA status code of each VO leaver's latest record; ``geen_aanmelding`` without one (domain.md §6, §9 item 13)."""
     keys = resident_keys.keys
     rows, at = _keyed(mbo_outflow, resident_keys, ["status_datum", "aanmelddatum", "vva_status"])
     latest = _last_per_pupil(rows, at, ["status_datum", "aanmelddatum"])
-    status = rows["vva_status"].astype("str").fillna("geen_aanmelding").array[latest]
+    status = rows["vva_status"].astype("str").fillna(GEEN_AANMELDING).array[latest]
     return pd.Series(_spread(status, at[latest], len(keys)), index=keys, dtype="str")
 
 
@@ -386,7 +398,7 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
         transfer = transfer_status(inputs.po_transfers, resident_keys, enrolled)
         onderwijsstatus = _labelled(np.select(
             [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
-             (transfer == "aangemeld VO").fillna(False).to_numpy()],
+             (transfer == AANGEMELD_VO).fillna(False).to_numpy()],
             [0, 1, 2, 3], default=4), ONDERWIJSSTATUS)
         facts = pd.DataFrame({
             "woongemeente_code": people["woongemeente_code"].astype("str"),
@@ -402,6 +414,9 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
     facts = pd.concat([facts, waiting], axis=1)
     facts["overdracht_status"] = transfer
     facts["mbo_status"] = mbo
+    facts["mbo_status_omschrijving"] = labelled(mbo, VVA_LABELS)
+    facts["vo_schoolnaam"] = names_of(facts["vo_brin6"])
+    facts["productcategorie_omschrijving"] = named(facts["productcategorie"], code_labels("productcategorie"))
     facts["open_signalen"] = signals
     facts["leeftijdsklasse"] = bands
     return facts
@@ -427,6 +442,8 @@ MONITORING_COLUMNS: dict[str, ColumnDoc] = {
     "onderwijsstatus": ColumnDoc("tekst", "; ".join(ONDERWIJSSTATUS) + " (op de peildatum)",
                                  "vo_enrolment, mbo_outflow, po_transfers"),
     "vo_brin6": ColumnDoc("tekst", "VO-vestiging waar de leerling op de peildatum staat ingeschreven", "vo_enrolment"),
+    "vo_schoolnaam": ColumnDoc("tekst", "naam van die VO-vestiging (DUO-register); (naam onbekend) als het register "
+                               "de code niet kent", "vo_enrolment"),
     "uren_ongeoorloofd_4w": ColumnDoc("decimaal getal", "lesuren ongeoorloofd verzuim in de laatste 4 volledige "
                                       "schoolweken voor de peildatum (vakanties tellen niet)", "vo_absence"),
     "wachtlijst_status": ColumnDoc("tekst", "jeugdhulp: wacht, in zorg of geen", "youth_care_waitlist"),
@@ -437,10 +454,14 @@ MONITORING_COLUMNS: dict[str, ColumnDoc] = {
     "boven_norm_14": ColumnDoc("ja/nee", "start zorg later dan 14 weken na aanmelding", "youth_care_waitlist"),
     "productcategorie": ColumnDoc("tekst", "productcategorie jeugdhulp (iJw JZ020), grondslag Jeugdwet",
                                   "youth_care_waitlist"),
+    "productcategorie_omschrijving": ColumnDoc("tekst", "omschrijving van die productcategorie (iJw JZ020)",
+                                               "youth_care_waitlist"),
     "overdracht_status": ColumnDoc("tekst", "PO-VO overdracht: ingeschreven VO, aangemeld VO of niet aangemeld; "
                                    "leeg zonder overdracht", "po_transfers"),
-    "mbo_status": ColumnDoc("tekst", "VVA-status van de mbo-aanmelding, geen_aanmelding zonder aanmelding; leeg "
+    "mbo_status": ColumnDoc("tekst", "VVA-statuscode van de mbo-aanmelding, geen_aanmelding zonder aanmelding; leeg "
                             "voor wie het VO niet verliet", "mbo_outflow"),
+    "mbo_status_omschrijving": ColumnDoc("tekst", "die status in woorden: " + "; ".join(VVA_LABELS.values()),
+                                         "mbo_outflow"),
     "open_signalen": ColumnDoc("tekst", "redencodes van de open thuiszitter- en uitstroomsignalen, met komma's "
                                "(docs/alerts.md)", "thuiszitter_alerts"),
 }
@@ -619,9 +640,29 @@ def aggregate_counts(facts: pd.DataFrame, alerts: pd.DataFrame, settings: Export
     return {name: t.rename(columns=_column_name) for name, t in tables.items()}
 
 
+# Aggregates whose categories are codes get a label column beside the first: (column, meaning, labels of a code).
+LABEL_COLUMNS: dict[str, tuple[str, str, Callable[[pd.Series], pd.Series]]] = {
+    "aggregaat_per_school": ("schoolnaam", "naam van de VO-vestiging (DUO-register)", names_of),
+    "aggregaat_per_productcategorie": ("omschrijving", "omschrijving van de productcategorie (iJw JZ020)",
+                                       lambda codes: named(codes, code_labels("productcategorie"))),
+}
+
+
+def with_labels(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """A published aggregate with its label column beside the category codes (``LABEL_COLUMNS``); the
+    ``totaal`` row and the ``onbekend`` category keep their own word."""
+    if name not in LABEL_COLUMNS:
+        return table
+    column, _, labels_of = LABEL_COLUMNS[name]
+    codes = table.iloc[:, 0].astype("str")
+    own_word = codes.isin([TOTAL, UNKNOWN])
+    labels = labels_of(codes.where(~own_word)).where(~own_word, codes)
+    return pd.concat([table.iloc[:, :1], labels.rename(column).astype("str"), table.iloc[:, 1:]], axis=1)
+
+
 def aggregate_tables(facts: pd.DataFrame, alerts: pd.DataFrame, settings: ExportSettings) -> dict[str, pd.DataFrame]:
-    """The published aggregates: counts with totals, suppressed (``suppressed_table``)."""
-    return {name: neutralise(suppressed_table(counts, settings.max_small_count))
+    """The published aggregates: counts with totals, suppressed (``suppressed_table``), labels beside codes."""
+    return {name: neutralise(with_labels(name, suppressed_table(counts, settings.max_small_count)))
             for name, counts in aggregate_counts(facts, alerts, settings).items()}
 
 
@@ -638,10 +679,67 @@ def data_dictionary(aggregates: Mapping[str, pd.DataFrame], max_small: int) -> p
         dimension, *counts = table.columns
         rows.append((name, dimension, "tekst", f"categorie; de laatste rij '{TOTAL}' telt alle rijen op",
                      "monitoring"))
+        if name in LABEL_COLUMNS:
+            label, meaning, _ = LABEL_COLUMNS[name]
+            counts.remove(label)
+            rows.append((name, label, "tekst", meaning, "monitoring"))
         for column in counts:
             meaning = f"aantal in de categorie '{column}'" if column != TOTAL else "som van de rij"
             rows.append((name, column, count_type, f"{AGGREGATES[name]}: {meaning}", "monitoring"))
     return pd.DataFrame(rows, columns=["bestand", "kolom", "type", "betekenis", "bron"]).astype("str")
+
+
+LEGEND = "legenda.txt"
+
+
+def legend_text(*, swv_code: str, gemeente: str, evaluation_date: dt.date, aggregates: Sequence[str],
+                key_fingerprint: str, max_small: int) -> str:
+    """The folder's Dutch legend: what each file is, the suppression symbols, the pseudonym, the columns.
+
+    For the analyst who opens the folder without docs/exports.md at hand; the data dictionary has the
+    same column meanings as a table.
+    """
+    files = {
+        "monitoring.*": "een rij per leerling die in uw gemeente woont, gepseudonimiseerd. Dit zijn persoonsgegevens: "
+                        "alleen gebruiken zoals het convenant zegt.",
+        **{f"{name}.*": AGGREGATES[name] + "." for name in aggregates},
+        "datadictionary.*": "elke kolom van elke tabel: type, betekenis en bron.",
+        "manifest.json": "bestanden, rijen en sha256 om de levering te controleren; grondslag per bestand.",
+    }
+    width = max(map(len, files)) + 2
+    lines = [
+        f"LEGENDA - export van samenwerkingsverband {swv_code} voor gemeente {gemeente}, "
+        f"peildatum {evaluation_date.strftime('%d-%m-%Y')}",
+        "",
+        "Wat in deze map staat",
+        *(f"  {name:<{width}}{meaning}" for name, meaning in files.items()),
+        "",
+        "Elke tabel staat er drie keer in, met dezelfde rijen:",
+        "  .csv      puntkomma als scheidingsteken, decimale komma (12,5), datums dd-mm-jjjj: opent goed in",
+        "            Nederlandse Excel.",
+        "  .xlsx     Excel, getallen als getallen.",
+        "  .parquet  getypeerde kolommen voor analyse-software; decimalen zijn daar echte getallen.",
+        "",
+        "Tekens in de aggregaten (kleine aantallen worden niet getoond)",
+        f"  {SMALL_CELL:<4} een aantal van 1 tot en met {max_small}.",
+        f"  {SECONDARY_CELL:<4} verborgen, meer dan {max_small}: anders was een '{SMALL_CELL}' uit de totalen te "
+        "herleiden.",
+        f"  {WITHHELD_CELL:<4} de hele tabel is niet gepubliceerd: te klein om iets veilig te tonen.",
+        f"  {'0':<4} echt nul (beschrijft niemand, dus wel getoond).",
+        f"  De laatste rij en kolom '{TOTAL}' tellen de rijen en kolommen op.",
+        "",
+        "Pseudoniem",
+        "  De kolom pseudonym is een sleutel-hash (HMAC-SHA256) van de leerling met de sleutel van uw gemeente.",
+        "  Elke nacht gelijk voor dezelfde leerling, per gemeente anders, en zonder de sleutel niet terug te",
+        f"  rekenen naar een BSN. Verandert manifest.json 'pseudoniem.sleutel_id' (nu {key_fingerprint}), dan zijn",
+        "  alle pseudoniemen nieuw.",
+        "",
+        "Kolommen van monitoring",
+        *(f"  {name:<30}{doc.betekenis}" for name, doc in MONITORING_COLUMNS.items()),
+        "",
+        "Meer uitleg: docs/exports.md van de SWV-pipeline, of vraag het samenwerkingsverband.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def aggregate_files(stem: str, table: pd.DataFrame) -> dict[str, tuple[bytes, int]]:
@@ -662,20 +760,25 @@ class MunicipalExport:
     aggregates: dict[str, pd.DataFrame]
     dictionary: pd.DataFrame
     manifest: dict  # the manifest fields besides the file list (write_folder adds files, rows, sha256)
+    legend: str = ""  # legenda.txt (``legend_text``)
 
     @cached_property
     def files(self) -> dict[str, tuple[bytes, int]]:
-        """File name -> (bytes, rows): every table as CSV, XLSX and Parquet."""
+        """File name -> (bytes, rows): every table as CSV, XLSX and Parquet, and the legend."""
         files = table_files("monitoring", self.monitoring, sheet="monitoring", parquet=True)
         for name, table in self.aggregates.items():
             files |= aggregate_files(name, table)
-        return files | table_files("datadictionary", self.dictionary, sheet="datadictionary", parquet=True)
+        files |= table_files("datadictionary", self.dictionary, sheet="datadictionary", parquet=True)
+        return files | {LEGEND: (("\ufeff" + self.legend).encode("utf-8"), self.legend.count("\n"))}
 
     def dataset(self, file: str) -> str:
-        """monitoring, aggregaten, datadictionary or manifest: what the file is, for its legal basis."""
+        """monitoring, aggregaten, datadictionary or manifest: what the file is, for its legal basis. The
+        legend describes, like the data dictionary."""
         stem = file.rsplit(".", 1)[0]
         if stem in self.aggregates:
             return "aggregaten"
+        if file == LEGEND:
+            return "datadictionary"
         return stem if stem in ("monitoring", "datadictionary") else "manifest"
 
     def grondslag(self, file: str) -> str:
@@ -706,7 +809,8 @@ def export_from_facts(facts: pd.DataFrame, thuiszitter_alerts: pd.DataFrame, *, 
     monitoring = monitoring_table(facts, key)
     aggregates = aggregate_tables(facts, open_alerts(thuiszitter_alerts, facts.index), settings)
     dictionary = data_dictionary(aggregates, settings.max_small_count)
-    tables = {"monitoring": "monitoring", **dict.fromkeys(aggregates, "aggregaten"), "datadictionary": "datadictionary"}
+    tables = {"monitoring": "monitoring", **dict.fromkeys(aggregates, "aggregaten"), "datadictionary": "datadictionary",
+              LEGEND.rsplit(".", 1)[0]: "datadictionary"}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "swv": swv_code,
@@ -714,7 +818,7 @@ def export_from_facts(facts: pd.DataFrame, thuiszitter_alerts: pd.DataFrame, *, 
         "periode": evaluation_date.isoformat(),
         "grondslag": dict(settings.grondslag),
         "tabellen": tables,
-        "formaten": ["csv (UTF-8 met BOM, ';')", "xlsx", "parquet"],
+        "formaten": ["csv (UTF-8 met BOM, ';', decimale komma)", "xlsx", "parquet"],
         "verouderde_bronnen": sorted(set(stale_sources)),
         "onderdrukking": {
             "kleine_aantallen": f"1 t/m {settings.max_small_count} als \"{SMALL_CELL}\"",
@@ -725,7 +829,9 @@ def export_from_facts(facts: pd.DataFrame, thuiszitter_alerts: pd.DataFrame, *, 
         },
         "pseudoniem": {"methode": "HMAC-SHA256 van de leerlingsleutel", "sleutel_id": key_id(key)},
     }
-    return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest)
+    legend = legend_text(swv_code=swv_code, gemeente=gemeente, evaluation_date=evaluation_date,
+                         aggregates=list(aggregates), key_fingerprint=key_id(key), max_small=settings.max_small_count)
+    return MunicipalExport(gemeente, evaluation_date, monitoring, aggregates, dictionary, manifest, legend)
 
 
 # The pupils' columns ``leaked_identifiers`` looks for in every published cell.

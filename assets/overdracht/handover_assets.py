@@ -12,9 +12,12 @@ Layout under the outbox root (folder names only from validated codes, ``assets.o
 - ``overdracht/vo-mbo/<uitstroomjaar>/<mbo_brin>/``: ``overdracht.csv``, ``overdracht.xlsx``, ``manifest.json``
 
 A school that had pupils in an earlier delivery of the same year and has none now (the pupil
-registered elsewhere) gets an empty file: its current folder must not keep a pupil who is no longer
-theirs (domain.md §2.1). The earlier version stays under ``_versies/`` as the delivery record.
+registered or enrolled elsewhere) gets an empty file: its current folder must not keep a pupil who is
+no longer theirs (domain.md §2.1). The earlier version stays under ``_versies/`` as the delivery record.
+Each workbook prints on A4 landscape with the school's name and the page number on every page.
 """
+
+from collections.abc import Mapping
 
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.overdracht.handover import (
+    ABSENCE_COLUMNS,
     BRIN_CODE,
     FLAGS,
     Handover,
@@ -33,6 +37,8 @@ from assets.overdracht.handover import (
 )
 from connectors.outbox import Outbox, rendered_in_order, table_files, write_folder
 from connectors.region_config import RegionConfig
+from connectors.xlsx import Print
+from schemas.vocabulary import names_of
 
 OWNERS = ["team:datastewards"]
 GROUP = "overdracht"
@@ -40,6 +46,7 @@ PO_VO = ("overdracht", "po-vo")
 VO_MBO = ("overdracht", "vo-mbo")
 STEM = "overdracht"
 OVERVIEW_STEM = "swv_signalen"
+NAME_COLUMNS = ("Roepnaam", "Tussenvoegsel", "Achternaam")  # repeated on every printed page across
 DELIVERY_COLUMNS = ("school", "year", "file", "rows", "sha256", "changed", "folder")
 
 DELIVERY_SCHEMA = dg.TableSchema(columns=[
@@ -68,10 +75,11 @@ def _log(written, school: str, year: str, root: Path) -> list[dict]:
 
 
 def deliver_handover(outbox: Outbox, route: tuple[str, ...], handover: Handover, manifest: dict,
-                     *, year_key: str) -> list[dict]:
+                     *, year_key: str, institutions: Mapping[str, str] | None = None) -> list[dict]:
     """Write one folder per receiving school and year; returns one log row per delivered file.
 
-    Each folder holds only its own school's rows (domain.md §2.1, §6) as CSV and XLSX plus the manifest.
+    Each folder holds only its own school's rows (domain.md §2.1, §6) as CSV and XLSX plus the manifest,
+    which names the school (``schemas.vocabulary.names_of``; ``institutions``: the region's MBO names).
 
     Every folder name is checked before anything is written, so a bad code refuses the whole
     delivery instead of leaving half of it. Schools with an earlier delivery in a year that is
@@ -89,13 +97,19 @@ def deliver_handover(outbox: Outbox, route: tuple[str, ...], handover: Handover,
     root = Path(outbox.root)
     log = []
     folders = sorted(schools + withdrawn, key=lambda item: (item[0], item[1]))
-    for (year, school, _, sources), files in rendered_in_order(
-        folders, lambda folder: table_files(STEM, folder[2], sheet="Overdracht")
-    ):
+    codes = pd.Series(sorted({school for _, school, _, _ in folders}), dtype="str")
+    names = dict(zip(codes, names_of(codes, institutions), strict=True))
+
+    def files(folder: tuple) -> dict[str, tuple[bytes, int]]:
+        year, school = folder[0], folder[1]
+        title = f"Warme overdracht {route[-1].upper()} {year}: {school} {names[school]}"
+        return table_files(STEM, folder[2], sheet="Overdracht", printing=Print(title, NAME_COLUMNS))
+
+    for (year, school, _, sources), rendered in rendered_in_order(folders, files):
         written = write_folder(
             outbox.folder(*route, year, school),
-            files,
-            {**manifest, year_key: year, "school": school, "bronleveringen": sources},
+            rendered,
+            {**manifest, year_key: year, "school": school, "schoolnaam": names[school], "bronleveringen": sources},
         )
         log.extend(_log(written, school, year, root))
     return log
@@ -108,7 +122,8 @@ def deliver_overview(outbox: Outbox, overview: dict[str, pd.DataFrame], swv_code
     for year, table in overview.items():
         written = write_folder(
             outbox.folder(*PO_VO, year_segment(year)),
-            table_files(OVERVIEW_STEM, table, sheet="Signalen"),
+            table_files(OVERVIEW_STEM, table, sheet="Signalen",
+                        printing=Print(f"Signalen warme overdracht PO-VO {year}: aantallen per school ({swv_code})")),
             {"swv": swv_code, "soort": "signalen warme overdracht PO-VO (aantallen)", "schooljaar": year,
              "signalen": FLAGS},
         )
@@ -147,8 +162,9 @@ def handover_metadata(handover: Handover, deliveries: pd.DataFrame, outbox: Outb
 @dg.asset(
     description=(
         "Warme overdracht PO → VO (docs/handover.md): per receiving school location and school year, the "
-        "dossiers of the pupils aangemeld there (overdracht.csv/.xlsx + manifest.json under "
-        "overdracht/po-vo/{schooljaar}/{vo_brin6}/), consent-gated fields only with parents' consent, signals "
+        "dossiers of the pupils aangemeld there, or enrolled there once enrolled (overdracht.csv/.xlsx + manifest.json "
+        "under overdracht/po-vo/{schooljaar}/{vo_brin6}/; the current and the coming school year), school names "
+        "beside codes, consent-gated fields only with parents' consent, signals "
         "TLV_ONTBREEKT, OPP_ZONDER_INSTEMMING and CLUSTER_LANDELIJK, and an SWV overview of signal counts "
         "(docs/domain.md §2.1, §2.4, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
     ),
@@ -162,11 +178,14 @@ def po_vo_handovers(
     region_config: RegionConfig,
     outbox: Outbox,
     po_transfers: pd.DataFrame,
+    vo_enrolment: pd.DataFrame,
     pupil_conflicts: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     region = region_config.region
-    handover = po_vo_handover(po_transfers, pupil_conflicts, evaluation_date=pd.Timestamp(region_config.evaluation()),
-                              tlv_deadline=region.calendar.tlv_deadline)
+    handover = po_vo_handover(po_transfers, vo_enrolment, pupil_conflicts,
+                              evaluation_date=pd.Timestamp(region_config.evaluation()),
+                              tlv_deadline=region.calendar.tlv_deadline,
+                              school_year_start=region.calendar.school_year_start)
     log = deliver_handover(outbox, PO_VO, handover, {"swv": region.swv.code, "soort": "warme overdracht PO-VO"},
                            year_key="schooljaar")
     log += deliver_overview(outbox, swv_signal_overview(handover), region.swv.code)
@@ -179,14 +198,17 @@ def po_vo_handovers(
 @dg.asset(
     description=(
         "Warme overdracht VO → MBO (docs/handover.md): per MBO institution and year of uitstroom, the leavers who "
-        "applied there with VVA status, crebo, level, VO school and level, and support/OPP from their PO dossier "
-        "where known, consent-gated (overdracht.csv/.xlsx + manifest.json under overdracht/vo-mbo/{jaar}/{mbo_brin}/; "
-        "docs/domain.md §6, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
+        "applied there (once ingeschreven somewhere, only there) with VVA status, crebo, level, VO school and level, "
+        "support/OPP and consent as the VO school delivered them (else from the PO dossier, with the source named), "
+        "absence in the last school year, consent-gated (overdracht.csv/.xlsx + manifest.json under "
+        "overdracht/vo-mbo/{jaar}/{mbo_brin}/; docs/domain.md §6, §7). The output lists the delivered files "
+        "(codes, rows, sha256), no pupils."
     ),
     group_name=GROUP,
     owners=OWNERS,
     kinds={"xlsx", "csv"},
     io_manager_key="lake_io_manager",
+    ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_COLUMNS)})},
 )
 def vo_mbo_handovers(
     context: dg.AssetExecutionContext,
@@ -195,14 +217,15 @@ def vo_mbo_handovers(
     mbo_outflow: pd.DataFrame,
     po_transfers: pd.DataFrame,
     vo_enrolment: pd.DataFrame,
+    vo_absence: pd.DataFrame,
     pupil_conflicts: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     region = region_config.region
     handover = vo_mbo_handover(mbo_outflow, po_transfers, vo_enrolment, pupil_conflicts,
                                school_year_start=region.calendar.school_year_start,
-                               evaluation_date=pd.Timestamp(region_config.evaluation()))
+                               evaluation_date=pd.Timestamp(region_config.evaluation()), vo_absence=vo_absence)
     log = deliver_handover(outbox, VO_MBO, handover, {"swv": region.swv.code, "soort": "warme overdracht VO-MBO"},
-                           year_key="uitstroomjaar")
+                           year_key="uitstroomjaar", institutions=region.mbo_instellingen)
     deliveries = delivery_frame(log)
     context.log.info(f"VO-MBO: {len(handover.table)} rows for {deliveries['school'].nunique()} institutions; "
                      f"folders changed: {int(deliveries.drop_duplicates('folder')['changed'].sum())}")

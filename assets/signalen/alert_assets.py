@@ -4,7 +4,8 @@
 date from run configuration, carries each signal through its lifecycle in the warehouse
 (``connectors.alert_store``), and writes the lists under ``<outbox>/signalen/<YYYY-MM-DD>/``: one for
 the SWV's thuiszitter coordinator, one per municipality with only its own residents
-(``gemeenten/<GMcode>/``). ``docs/signalen.md`` tells the readers what each reason means.
+(``gemeenten/<GMcode>/``), each as CSV, XLSX and a printable HTML digest
+(``assets.signalen.signal_lists``). ``docs/signalen.md`` tells the readers what each reason means.
 
 Lifecycle (per pupil and reason): ``new`` the first night; ``open`` from the next night while the rule
 keeps firing; ``resolved`` (with ``resolved_on``) the first night it no longer fires; ``reopened`` when
@@ -28,17 +29,17 @@ from dataclasses import dataclass
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from assets.koppeling.linkage import KEY_FIELDS
 from assets.signalen.alert_rules import ABSENCE_FIELDS, DOORSTROOMPUNT, ENROLMENT_FIELDS, REASONS, SWV, evaluate_alerts
-from assets.koppeling.linkage import KEY_FIELDS, key_positions, pupil_key
+from assets.signalen.signal_lists import deliver_signal_lists, rows_of_pupils, signal_lists
 from connectors.alert_store import ACTIVE_STATUSES, ALERT_FIELDS, AlertStore, AlertStoreError, HasEngine
-from connectors.outbox import Outbox, WrittenFolder, table_files, write_folder
+from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.secrets import AlertSalt, SecretMissing
 from schemas.frames import select_rows
 from settings.region import Region
+from schemas.vocabulary import ALERT_STATUS_LABELS
 
 ALERT_ID_LENGTH = 20  # hex characters: 80 bits
 REOPEN_WITHIN_DAYS = 28
@@ -46,7 +47,6 @@ REOPEN_WITHIN_DAYS = 28
 OWNERS = ["team:thuiszittercoordinator"]
 GROUP = "signalen"
 
-STATUS_LABELS = {"new": "nieuw", "open": "open", "reopened": "heropend", "resolved": "opgelost"}
 NIGHT_COLUMNS = ("alert_id", "status", "pupil_key", "reason", "category", "woongemeente_code", "buiten_regio",
                  "vo_brin6", "episode_start", "weeks", "detail", "first_night", "resolved_on")
 _KEY = ["pupil_key", "reason"]
@@ -188,110 +188,9 @@ def night_alerts(store: AlertStore, tonight: pd.DataFrame, night: dt.date, pupil
     return out.astype({"weeks": "Int64", "woongemeente_code": "str", "vo_brin6": "str", "detail": "str"})
 
 
-# ---------------------------------------------------------------------------------------------
-# Lists for the coordinator and the municipalities (domain.md §7: own residents only)
-
-# Column -> header, in list order. The municipal lists leave out the residence columns.
-LIST_HEADERS = {
-    "alert_id": "signaal_id",
-    "status": "status",
-    "category": "categorie",
-    "reason": "reden",
-    "omschrijving": "omschrijving",
-    "bsn": "bsn",
-    "onderwijsnummer": "onderwijsnummer",
-    "voornaam": "voornaam",
-    "tussenvoegsel": "tussenvoegsel",
-    "achternaam": "achternaam",
-    "geboortedatum": "geboortedatum",
-    "vo_brin6": "school_brin6",
-    "woongemeente_code": "woongemeente",
-    "gemeentenaam": "gemeentenaam",
-    "buiten_regio": "buiten_regio",
-    "episode_start": "sinds",
-    "weeks": "weken",
-    "detail": "toelichting",
-    "first_night": "eerst_gesignaleerd",
-    "resolved_on": "opgelost_op",
-}
-RESIDENCE_HEADERS = ("woongemeente", "gemeentenaam", "buiten_regio")
-
-
-def rows_of_pupils(frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
-    """The rows of ``frame`` whose ``pupil_key`` is one of ``keys``, in their order: the night's few
-    thousand alerted pupils among a million, picked before anything is indexed or de-duplicated."""
-    wanted = pa.array(keys.dropna().unique(), type=pa.large_string())
-    found = pc.is_in(pa.array(frame["pupil_key"], type=pa.large_string(), from_pandas=True), value_set=wanted)
-    return select_rows(frame, pc.fill_null(found, False).to_numpy(zero_copy_only=False))
-
-
 NAME_FIELDS = ("voornaam", "tussenvoegsel", "achternaam")
 # What the alerts and their lists read of a pupil: its key, identifiers, birth date and residence.
 PUPIL_FIELDS = ("pupil_key", *KEY_FIELDS, "geboortedatum", "woongemeente_code", "buiten_regio")
-
-
-def latest_names(keys: pd.Series, vo_enrolment: pd.DataFrame, po_transfers: pd.DataFrame) -> pd.DataFrame:
-    """Name per pupil key from the latest VO enrolment, else the latest PO transfer."""
-    name_columns = list(NAME_FIELDS)
-    wanted = pa.array(keys.dropna().unique(), type=pa.large_string())
-    parts = []
-    for rank, (frame, date) in enumerate(((po_transfers, "aanmelddatum"), (vo_enrolment, "inschrijfdatum"))):
-        # The alerted pupils' rows are picked first (a few thousand of millions), then keyed.
-        linked = select_rows(frame, key_positions(frame, wanted) >= 0)
-        linked = linked.assign(pupil_key=pupil_key(linked), _rank=rank)
-        parts.append(linked.loc[:, ["pupil_key", "_rank", date, *name_columns]].rename(columns={date: "_date"}))
-    names = pd.concat(parts, ignore_index=True).sort_values(["_rank", "_date"], kind="stable", na_position="first")
-    return names.drop_duplicates("pupil_key", keep="last").set_index("pupil_key").loc[:, name_columns]
-
-
-def signal_lists(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.DataFrame,
-                 po_transfers: pd.DataFrame, region: Region) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The coordinator's list (every alert) and one list per municipality of the region.
-
-    A municipality's list holds only alerts of its own residents (current ``woongemeente_code``);
-    pupils living outside the region appear on the coordinator's list only. No list carries youth-care
-    products, providers or diagnoses: the alerts never hold them.
-    """
-    people = rows_of_pupils(pupils, alerts["pupil_key"]).drop_duplicates("pupil_key", keep="last")
-    identity = people.set_index("pupil_key").loc[:, ["bsn", "onderwijsnummer", "geboortedatum"]].reindex(
-        alerts["pupil_key"])
-    names = latest_names(alerts["pupil_key"], vo_enrolment, po_transfers).reindex(alerts["pupil_key"])
-    gemeente_names = {g.code: g.naam for g in region.gemeenten}
-    full = alerts.assign(
-        status=alerts["status"].map(STATUS_LABELS),
-        omschrijving=alerts["reason"].map(REASONS),
-        gemeentenaam=alerts["woongemeente_code"].map(gemeente_names).astype("str"),
-        **{c: identity[c].to_numpy() for c in identity.columns},
-        **{c: names[c].to_numpy() for c in names.columns},
-    )
-    coordinator = full.loc[:, list(LIST_HEADERS)].rename(columns=LIST_HEADERS).reset_index(drop=True)
-    own = coordinator["buiten_regio"].fillna(False).eq(False)
-    municipal = {
-        code: coordinator.loc[own & coordinator["woongemeente"].eq(code).fillna(False).to_numpy()]
-        .drop(columns=list(RESIDENCE_HEADERS)).reset_index(drop=True)
-        for code in region.gemeente_codes
-    }
-    return coordinator, municipal
-
-
-def deliver_signal_lists(outbox: Outbox, night: dt.date, coordinator: pd.DataFrame,
-                         municipal: dict[str, pd.DataFrame], region: Region) -> dict[str, WrittenFolder]:
-    """Write the lists (CSV + XLSX, atomically, with a manifest) under ``signalen/<night>/``."""
-    day = night.isoformat()
-    written = {"coordinator": write_folder(
-        outbox.folder("signalen", day),
-        table_files("signalen_thuiszittercoordinator", coordinator, sheet="Signalen"),
-        {"evaluatiedatum": day, "ontvanger": f"thuiszittercoordinator {region.swv.code}", "swv": region.swv.code},
-    )}
-    names = {g.code: g.naam for g in region.gemeenten}
-    for code, frame in municipal.items():
-        written[code] = write_folder(
-            outbox.folder("signalen", day, "gemeenten", code),
-            table_files(f"signalen_{code}", frame, sheet="Signalen"),
-            {"evaluatiedatum": day, "ontvanger": f"gemeente {names[code]} ({code}), leerplicht en Doorstroompunt",
-             "swv": region.swv.code},
-        )
-    return written
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +206,7 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
     """Counts only: per reason, per category, per municipality code, and tonight's transitions."""
     active = alerts.loc[alerts["status"].isin(ACTIVE_STATUSES)]
     residence = active["woongemeente_code"].where(~active["buiten_regio"].fillna(False), "buiten_regio")
-    table = (alerts.assign(status=alerts["status"].map(STATUS_LABELS))
+    table = (alerts.assign(status=alerts["status"].map(ALERT_STATUS_LABELS))
              .pivot_table(index="reason", columns="status", values="alert_id", aggfunc="count", fill_value=0))
     return {
         "dagster/row_count": len(alerts),
@@ -390,7 +289,7 @@ def thuiszitter_alerts(
         differs = len(recorded_keys.symmetric_difference(pd.MultiIndex.from_frame(tonight.loc[:, _KEY])))
         context.log.info(f"night {night} was recorded before; its statuses stand (signals that differ now: {differs})")
 
-    coordinator, municipal = signal_lists(alerts, pupils, vo_enrolment, po_transfers, region)
+    coordinator, municipal = signal_lists(alerts, pupils, vo_enrolment, po_transfers, region, night=night)
     written = deliver_signal_lists(outbox, night, coordinator, municipal, region)
     context.log.info(f"{len(alerts)} alerts for {night}; lists changed: {sum(w.changed for w in written.values())}")
 

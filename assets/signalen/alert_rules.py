@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from assets.koppeling.linkage import KEY_FIELDS, PupilIndex
 from schemas.frames import select_rows
+from schemas.vocabulary import VVA_LABELS, labelled
 from settings.region import AlertThresholds, Calendar
 
 TIMEZONE = "Europe/Amsterdam"
@@ -660,9 +661,9 @@ def rule_mbo_niet_ingeschreven(facts: AlertFacts) -> RuleHits:
     due = leavers["count_date"].to_numpy(dtype="datetime64[D]") <= facts.e
     leavers = leavers.loc[due & leavers["applied_in_time"].to_numpy() & ~leavers["ingeschreven"].to_numpy()]
     count_date = leavers["count_date"].to_numpy(dtype="datetime64[D]")
-    status = _text(leavers["vva_status"]).str.replace("_", " ").fillna("onbekend")
+    status = labelled(_text(leavers["vva_status"]), VVA_LABELS).fillna("onbekend")
     return _hits(leavers.index, count_date, pd.array([pd.NA] * len(leavers), dtype="Int64"), leavers["vo_brin6"],
-                 "aangemeld bij het mbo, status " + status + "; niet ingeschreven op " + _fmt(count_date))
+                 "aangemeld bij het mbo, status '" + status + "'; niet ingeschreven op " + _fmt(count_date))
 
 
 def rule_jz_wacht_verzuim(facts: AlertFacts) -> RuleHits:
