@@ -21,6 +21,7 @@ TIMEZONE = "Europe/Amsterdam"
 WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
 PER_MUNICIPALITY = dg.AssetSelection.assets(WAITLIST_ASSET, EXPORT_ASSET)
+MONITOR_GROUP = "monitor"
 
 
 def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_executor: dg.ExecutorDefinition,
@@ -34,7 +35,8 @@ def build_jobs_and_schedules(gemeenten: dg.StaticPartitionsDefinition, nightly_e
     )
     nightly = dg.define_asset_job(
         "nightly",
-        selection=dg.AssetSelection.all() - PER_MUNICIPALITY,
+        # The monitor's group named on its own: whatever else the night selects, the monitor follows it.
+        selection=(dg.AssetSelection.all() - PER_MUNICIPALITY) | dg.AssetSelection.groups(MONITOR_GROUP),
         description="The night: ingest, validate, link, handovers and alerts (exports follow per municipality).",
         executor_def=nightly_executor,
     )
