@@ -194,12 +194,12 @@ def write_report(store: MonitorStore, outbox: Outbox, night: dt.date, region: Re
         raise SmallCountsVisible(f"report of {night}: {len(leaks)} count(s) of 1 to {settings.max_small_count} would "
                                  f"be shown, e.g. {leaks.head(3).to_dict('records')}; nothing written")
     nights = sorted(pd.to_datetime(published["night"]).dt.date.unique())
-    sources = published.drop_duplicates("night")["source"]
+    ran = published.groupby("night")["source"].agg(lambda s: (s == "night").any())
     manifest = {
         "swv": region.swv.code,
         "nacht": night.isoformat(),
         "nachten": {"van": nights[0].isoformat() if nights else None, "tot": night.isoformat(), "aantal": len(nights),
-                    "herberekend": int((sources == "backfill").sum())},
+                    "herberekend": int((~ran).sum())},
         "onderdrukking": f"aantallen van 1 tot en met {settings.max_small_count} als \"<5\"; \"x\" verborgen zodat "
                          "een klein aantal niet te herleiden is",
         "grondslag": "geanonimiseerd, geen persoonsgegevens",

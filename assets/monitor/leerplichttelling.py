@@ -167,7 +167,7 @@ def _layout(counts: Mapping[str, pd.DataFrame], publish: bool, max_small: int) -
         if publish:
             return suppressed_table(table, max_small).set_index(table.index.name or "index")
         full = table.assign(totaal=table.sum(axis=1))
-        return pd.concat([full, full.sum().to_frame("totaal").T])
+        return pd.concat([full, full.sum().to_frame("totaal").T]).astype("int64")
 
     rows = []
     thuis = shown(counts["thuiszitters"].rename_axis("kind"))

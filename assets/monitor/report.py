@@ -162,13 +162,12 @@ def _holidays(region: Region) -> list[tuple[dt.date, dt.date]]:
 # Sections
 
 
+def _goal_name(goal: Goal) -> str:
+    return f"Doel {goal.number} · {goal.title}" if goal.number else goal.title
+
+
 def _goal_card(goal: Goal, figures: Figures) -> str:
-    number = f"Doel {goal.number} · " if goal.number else ""
-    title = f'<p class="doel-titel">{_e(number)}{_e(goal.title)}</p>'
-    if not goal.indicator:
-        return (f'<div class="kaart niet-meetbaar">{title}<p class="kaart-cijfer">niet te meten</p>'
-                f'<p class="kaart-toelichting">{_e(goal.note or "De pijplijn heeft hier geen gegevens over.")}'
-                "</p></div>")
+    title = f'<p class="doel-titel">{_e(_goal_name(goal))}</p>'
     definition = INDICATORS[goal.indicator]
     now, shown = figures.cell(goal.indicator, REGION, goal.category)
     unit = "" if definition.unit == "procent" else f" {definition.unit}"  # a share's display has its "%"
@@ -199,10 +198,17 @@ def _goal_card(goal: Goal, figures: Figures) -> str:
 
 
 def _goals(figures: Figures) -> str:
-    cards = "".join(_goal_card(goal, figures) for goal in figures.region.monitor.goals)
+    goals = figures.region.monitor.goals
+    cards = "".join(_goal_card(goal, figures) for goal in goals if goal.indicator)
+    others = "".join(f"<li><strong>{_e(_goal_name(goal))}</strong>: "
+                     f"{_e(goal.note or 'de pijplijn heeft hier geen gegevens over.')}</li>"
+                     for goal in goals if not goal.indicator)
+    unmeasured = (f'<div class="niet-meetbaar"><p><strong>Niet te meten met de gegevens van de pijplijn</strong></p>'
+                  f"<ul>{others}</ul></div>" if others else "")
     return (f'<section id="doelen"><h2>De doelen van het ondersteuningsplan</h2><p>Elk doel met het cijfer van '
             f"vannacht voor de hele regio, het doel uit het plan en het cijfer van ongeveer {COMPARE_WEEKS} weken "
-            f"eerder. Groen: doel gehaald; oranje: nog niet.</p><div class=\"kaarten\">{cards}</div></section>")
+            f"eerder. Groen: doel gehaald; oranje: nog niet; grijs: zonder doelcijfer of verborgen.</p>"
+            f'<div class="kaarten">{cards}</div>{unmeasured}</section>')
 
 
 def _weekly(figures: Figures, lines: Sequence[tuple[str, str, str]]) -> str:
@@ -416,11 +422,9 @@ def _quality(figures: Figures) -> str:
 
 
 def _accountability(figures: Figures) -> str:
-    sources = figures.rows.drop_duplicates("night").set_index("night")["source"]
-    backfilled = int((sources == "backfill").sum())
+    ran = figures.rows.groupby("night")["source"].agg(lambda s: (s == "night").any())
+    backfilled = int((~ran).sum())
     markers = "".join(f"<li><strong>{_e(m)}</strong>: {_e(text)}</li>" for m, text in MARKER_MEANING.items())
-    not_measurable = "".join(f"<li>{_e(g.title)}: {_e(g.note)}</li>" for g in figures.region.monitor.goals
-                             if not g.indicator)
     return ('<section id="verantwoording"><h2>Hoe deze cijfers gemaakt zijn</h2>'
             f"<p>Elke nacht telt de pijplijn van het samenwerkingsverband de gevalideerde en gekoppelde leveringen van "
             f"de partners (scholen, gemeenten, de VVA). De grafieken tonen {len(figures.nights)} nachten; "
@@ -429,9 +433,7 @@ def _accountability(figures: Figures) -> str:
             "kent de pijplijn niet: een kind dat nergens ingeschreven staat en niet bij het SWV bekend is, telt niet "
             "mee. Elk cijfer is omschreven (teller, noemer, bron, kanttekeningen) in docs/monitor.md van de "
             "pijplijn.</p><p>Privacy: het rapport bevat geen gegevens over één leerling. Aantallen van 1 tot en met "
-            f"5 leerlingen zijn verborgen, net als in de exports aan de gemeenten:</p><ul>{markers}</ul>"
-            + (f"<p>Doelen die de pijplijn niet kan meten:</p><ul>{not_measurable}</ul>" if not_measurable else "")
-            + "</section>")
+            f"5 leerlingen zijn verborgen, net als in de exports aan de gemeenten:</p><ul>{markers}</ul></section>")
 
 
 STYLE = """
@@ -448,7 +450,9 @@ h2 { font-size: 13pt; color: #003b5c; border-bottom: 1.5pt solid #0072B2; paddin
          break-inside: avoid; }
 .kaart.gehaald { border-left-color: #009E73; }
 .kaart.niet-gehaald { border-left-color: #E69F00; }
-.kaart.niet-meetbaar { background: #f6f6f6; color: #555; }
+div.niet-meetbaar { background: #f6f6f6; color: #444; font-size: 8.5pt; padding: 1mm 4mm; margin-top: 3mm;
+                    border-radius: 2mm; break-inside: avoid; }
+div.niet-meetbaar ul { margin: 0 0 1mm; padding-left: 5mm; }
 .doel-titel { font-weight: bold; margin: 0; }
 .kaart-cijfer { font-size: 20pt; font-weight: bold; margin: 1mm 0 0; color: #003b5c; }
 .kaart-maat, .kaart-doel, .kaart-trend, .kaart-toelichting { margin: 0; font-size: 8.5pt; color: #444; }
@@ -534,7 +538,11 @@ def figures_table(published: pd.DataFrame, region: Region) -> pd.DataFrame:
                                                             is_share, strict=True)],
         "herkomst": published["source"].map({"night": "nacht", "backfill": "herberekend"}).astype("str").to_numpy(),
     })
-    return table.astype({c: t for c, t in TABLE_COLUMNS.items() if t == "str"})
+    rank = {code: i for i, code in enumerate(INDICATORS)}
+    areas = {code: i for i, code in enumerate([REGION, *region.gemeente_codes, OTHER])}
+    order = np.lexsort((published["category"].ne(TOTAL).to_numpy(), published["area"].map(areas).to_numpy(),
+                        published["indicator"].map(rank).to_numpy(), pd.to_datetime(published["night"]).to_numpy()))
+    return table.iloc[order].reset_index(drop=True).astype({c: t for c, t in TABLE_COLUMNS.items() if t == "str"})
 
 
 def report_files(published: pd.DataFrame, night: dt.date, region: Region) -> dict[str, tuple[bytes, int]]:
