@@ -154,8 +154,7 @@ def _area(code, region) -> str:
     return code if code in region.gemeente_codes else "OVERIG"
 
 
-def _expect_counts(expected: dict, found: dict, indicator: str, per_pupil: pd.DataFrame, region,
-                   categories: list[str]) -> None:
+def _expect_counts(expected: dict, indicator: str, per_pupil: pd.DataFrame, region, categories: list[str]) -> None:
     """Add the counts of ``per_pupil`` (columns area, category) for every area and category."""
     areas = [*region.gemeente_codes, "OVERIG"]
     for area in [*areas, "REGIO"]:
@@ -168,7 +167,8 @@ def _expect_counts(expected: dict, found: dict, indicator: str, per_pupil: pd.Da
 def _compare(expected: dict, found: dict) -> None:
     wrong = {key: (value, found.get(key)) for key, value in expected.items()
              if found.get(key) is None or not np.isclose(found[key], value, equal_nan=True)}
-    assert not wrong, f"{len(wrong)} of {len(expected)} figures differ (expected, found): {dict(list(wrong.items())[:8])}"
+    sample = dict(list(wrong.items())[:8])
+    assert not wrong, f"{len(wrong)} of {len(expected)} figures differ (expected, found): {sample}"
 
 
 # --------------------------------------------------------------------------- every indicator, computed here
@@ -181,7 +181,8 @@ def _active(enrolment: pd.DataFrame, on: dt.date) -> pd.DataFrame:
     return enrolment.loc[running]
 
 
-def _thuiszitters_on(on: dt.date, truth: dict, enrolment: pd.DataFrame, absence: pd.DataFrame) -> dict[str, pd.Timestamp]:
+def _thuiszitters_on(on: dt.date, truth: dict, enrolment: pd.DataFrame,
+                     absence: pd.DataFrame) -> dict[str, pd.Timestamp]:
     """Planted ABS and LRV pupils who are thuiszitter on ``on`` (September: no holiday), with their start."""
     out = {}
     for entry in truth["alerts"]:
@@ -213,7 +214,7 @@ def test_thuiszitters_equal_the_planted_absent_pupils_by_time_at_home(night, del
         "category": ["langer_dan_3_maanden" if k in t3m else "korter_dan_4_weken" if days[k] < 28
                      else "4_weken_tot_3_maanden" for k in home]})
     expected: dict = {}
-    _expect_counts(expected, {}, "thuiszitters", per_pupil, region,
+    _expect_counts(expected, "thuiszitters", per_pupil, region,
                    ["korter_dan_4_weken", "4_weken_tot_3_maanden", "langer_dan_3_maanden"])
     _compare(expected, _figures(night["rows"]))
 
@@ -225,7 +226,7 @@ def test_new_and_ended_thuiszitters_compare_with_the_previous_night_of_the_histo
     assert now - before, "the demo's planted episodes start between the two nights"
     expected: dict = {}
     for code, keys in (("thuiszitters_nieuw", now - before), ("thuiszitters_beeindigd", before - now)):
-        _expect_counts(expected, {}, code, pd.DataFrame({"area": [_area(residence[k], region) for k in keys],
+        _expect_counts(expected, code, pd.DataFrame({"area": [_area(residence[k], region) for k in keys],
                                                          "category": ""}), region, [])
     _compare(expected, _figures(night["rows"]))
 
@@ -241,14 +242,14 @@ def test_youth_care_figures_equal_the_waitlists_counted_here(night, delivered):
                         "meer_dan_14_weken")
     area = open_["woongemeente_code"].map(lambda c: _area(c, region)).to_numpy()
     expected: dict = {}
-    _expect_counts(expected, {}, "jeugdhulp_wachtend", pd.DataFrame({"area": area, "category": classes}), region,
+    _expect_counts(expected, "jeugdhulp_wachtend", pd.DataFrame({"area": area, "category": classes}), region,
                    ["tot_4_weken", "4_tot_10_weken", "10_tot_14_weken", "meer_dan_14_weken"])
     intake = open_["intakedatum"].where(open_["intakedatum"] <= day)
     late = ((intake.fillna(day) - open_["aanmelddatum"]).dt.days > 28).to_numpy()
-    _expect_counts(expected, {}, "jeugdhulp_norm_intake", pd.DataFrame(
+    _expect_counts(expected, "jeugdhulp_norm_intake", pd.DataFrame(
         {"area": area, "category": np.where(late, "boven_norm", "binnen_norm")}), region, ["boven_norm", "binnen_norm"])
     seen = intake.notna().to_numpy()
-    _expect_counts(expected, {}, "jeugdhulp_norm_start", pd.DataFrame(
+    _expect_counts(expected, "jeugdhulp_norm_start", pd.DataFrame(
         {"area": area[seen], "category": np.where((day - intake[seen]).dt.days > 70, "boven_norm", "binnen_norm")}),
         region, ["boven_norm", "binnen_norm"])
     weeks = days.to_numpy() / 7
@@ -273,7 +274,7 @@ def test_youth_care_figures_equal_the_waitlists_counted_here(night, delivered):
         lambda h: h.astype(float).sum())
     in_vo = open_["key"].isin(enrolled).to_numpy()
     absent = open_["key"].map(hours).fillna(0).to_numpy() > 0
-    _expect_counts(expected, {}, "jeugdhulp_onderwijs", pd.DataFrame({"area": area, "category": np.select(
+    _expect_counts(expected, "jeugdhulp_onderwijs", pd.DataFrame({"area": area, "category": np.select(
         [in_vo & absent, in_vo], ["vo_met_verzuim", "vo_zonder_verzuim"], "geen_vo")}), region,
         ["vo_met_verzuim", "vo_zonder_verzuim", "geen_vo"])
     _compare(expected, _figures(night["rows"]))
@@ -288,11 +289,11 @@ def test_po_vo_figures_equal_this_years_transfers_counted_here(night, delivered,
         registered=lambda f: f["vo_brin6"].notna() & f["aanmelddatum"].notna())
     po = po.sort_values(["key", "registered", "aanmelddatum"], na_position="first").drop_duplicates("key", keep="last")
     area = po["key"].map(lambda k: _area(residence.get(k), region)).to_numpy()
-    support, consent = po["ondersteuningsbehoefte"].eq("ja").to_numpy(), (po["toestemming_ouders"].eq("ja")
-                                                                            & po["toestemming_datum"].notna()).to_numpy()
+    support = po["ondersteuningsbehoefte"].eq("ja").to_numpy()
+    consent = (po["toestemming_ouders"].eq("ja") & po["toestemming_datum"].notna()).to_numpy()
     registered = po["registered"].to_numpy()
     expected: dict = {}
-    _expect_counts(expected, {}, "po_vo_dossier", pd.DataFrame({"area": area, "category": np.select(
+    _expect_counts(expected, "po_vo_dossier", pd.DataFrame({"area": area, "category": np.select(
         [registered & support & consent, registered & support, registered],
         ["met_toestemming", "zonder_toestemming", "geen_ondersteuningsbehoefte"], "niet_aangemeld")}), region,
         ["met_toestemming", "zonder_toestemming", "geen_ondersteuningsbehoefte", "niet_aangemeld"])
@@ -300,18 +301,18 @@ def test_po_vo_figures_equal_this_years_transfers_counted_here(night, delivered,
     school = po["key"].map(dict(zip(first_day["key"], first_day["vo_brin6"])))
     registry = school_registry().set_index("vestigingscode")["gemeentecode"]
     inside = school.map(registry).isin(region.gemeente_codes).to_numpy()
-    _expect_counts(expected, {}, "po_vo_plaatsing", pd.DataFrame({"area": area, "category": np.where(
+    _expect_counts(expected, "po_vo_plaatsing", pd.DataFrame({"area": area, "category": np.where(
         school.isna(), "niet_ingeschreven", np.where(inside, "ingeschreven_in_regio", "ingeschreven_buiten_regio"))}),
         region, ["ingeschreven_in_regio", "ingeschreven_buiten_regio", "niet_ingeschreven"])
     cluster = po["cluster"].fillna("").str.lower().str.replace("cluster", "").str.strip().to_numpy()
     national = np.isin(cluster, ["1", "2"])
-    _expect_counts(expected, {}, "po_vo_cluster", pd.DataFrame({"area": area[national], "category": np.where(
+    _expect_counts(expected, "po_vo_cluster", pd.DataFrame({"area": area[national], "category": np.where(
         cluster[national] == "1", "cluster_1", "cluster_2")}), region, ["cluster_1", "cluster_2"])
     opp = po["opp"].eq("ja").to_numpy()
-    _expect_counts(expected, {}, "po_vo_opp", pd.DataFrame({"area": area[opp], "category": ""}), region, [])
+    _expect_counts(expected, "po_vo_opp", pd.DataFrame({"area": area[opp], "category": ""}), region, [])
     arrangement = po["arrangement"].fillna("").str.upper().to_numpy()
     some = arrangement != ""
-    _expect_counts(expected, {}, "po_vo_arrangement", pd.DataFrame({"area": area[some], "category": np.where(
+    _expect_counts(expected, "po_vo_arrangement", pd.DataFrame({"area": area[some], "category": np.where(
         arrangement[some] == "OZA", "oza", "ander_arrangement")}), region, ["oza", "ander_arrangement"])
     total = len(po)
     placed = (school.notna()).sum()
@@ -332,10 +333,10 @@ def test_vo_mbo_figures_equal_last_years_leavers_counted_here(night, delivered, 
                                          qualified=("qualified", "any"), gemeente=("woongemeente_code", "last"))
     area = [_area(residence.get(k, g), region) for k, g in zip(leavers.index, leavers["gemeente"])]
     expected: dict = {}
-    _expect_counts(expected, {}, "vo_mbo_aanmelding", pd.DataFrame({"area": area, "category": np.where(
+    _expect_counts(expected, "vo_mbo_aanmelding", pd.DataFrame({"area": area, "category": np.where(
         leavers["applied"], "aangemeld_voor_1_april", "niet_aangemeld_voor_1_april")}), region,
         ["aangemeld_voor_1_april", "niet_aangemeld_voor_1_april"])
-    _expect_counts(expected, {}, "vo_mbo_inschrijving", pd.DataFrame({"area": area, "category": np.select(
+    _expect_counts(expected, "vo_mbo_inschrijving", pd.DataFrame({"area": area, "category": np.select(
         [leavers["enrolled"], leavers["qualified"]], ["ingeschreven", "startkwalificatie_zonder_mbo"], "vsv_risico")}),
         region, ["ingeschreven", "startkwalificatie_zonder_mbo", "vsv_risico"])
     expected[("vo_mbo_aangemeld_aandeel", "REGIO", "")] = 100 * leavers["applied"].mean()
@@ -575,8 +576,8 @@ def test_each_municipality_gets_its_leerplichttelling_beside_its_exports(night, 
     for gemeente in region.gemeente_codes:
         folder = outbox / gemeente / "leerplichttelling" / "2026-2027"
         manifest = json.loads((folder / "manifest.json").read_text())
-        assert set(manifest["files"]) == {f"{stem}.{ext}" for stem in ("leerplichttelling", "leerplichttelling_openbaar",
-                                                                       "legenda") for ext in ("csv", "xlsx")}
+        stems = ("leerplichttelling", "leerplichttelling_openbaar", "legenda")
+        assert set(manifest["files"]) == {f"{stem}.{ext}" for stem in stems for ext in ("csv", "xlsx")}
         assert manifest["gegevens_vanaf"] == E.isoformat() and manifest["niet_bekend"]
         exact = pd.read_csv(folder / "leerplichttelling.csv", sep=";", dtype=str, encoding="utf-8-sig")
         mine = [k for k in home if residence[k] == gemeente]

@@ -36,7 +36,6 @@ import pandas as pd
 from assets.gemeenten.exports import (
     SECONDARY_CELL,
     SMALL_CELL,
-    TOTAL as TABLE_TOTAL,
     WITHHELD_CELL,
     secondary_suppression,
     suppress_small_cells,
