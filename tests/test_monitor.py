@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -240,19 +239,6 @@ def test_stored_markers_are_used_as_they_are():
 
 
 # --------------------------------------------------------------------------- the history
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        yield sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
-        return
-    from tests.conftest import postgres_database
-
-    with postgres_database() as url:
-        engine = sa.create_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def test_re_writing_a_night_with_the_same_rows_changes_nothing(engine):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -25,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import DEMO_REGION, _service_missing
+from tests.demo_region import LOCAL_PROFILE, demo_environment, serve_demo_api
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,6 @@ REPORT_COLUMNS = ("night", "indicator", "area", "category", "numerator", "denomi
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
-    from demo.__main__ import DEMO_FAULTS, _demo_environment
-    from demo.api_server import DemoApiServer
     from demo.generate import generate_region
     from pipelines.definitions import build_definitions
     from pipelines.monitor_backfill import main as monitor_backfill
@@ -49,29 +47,19 @@ def night(tmp_path_factory):
     from settings.region import load_region
 
     var = tmp_path_factory.mktemp("var")
-    saved = dict(os.environ)
-    os.environ.update(SWV_VAR_DIR=str(var), DAGSTER_HOME=str(var / "dagster"))
-    os.environ.pop("SWV_WAREHOUSE_URL", None)
-    os.environ.pop("SWV_LAKE_URL", None)
-    (var / "dagster").mkdir()
-    (var / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     region = load_region(DEMO_REGION)
-    _demo_environment(region)
-    generate_region(region, var / "sources", var / "demo" / "truth.json", seed=SEED, pupils=PUPILS)
-    try:
-        with DemoApiServer(region, var / "sources" / "api", faults=DEMO_FAULTS) as server:
-            os.environ["SWV_DEMO_API"] = server.url
+    with demo_environment(var, SWV_LAKE_URL=None):
+        (var / "dagster").mkdir()
+        (var / "dagster" / "dagster.yaml").write_text(LOCAL_PROFILE.read_text())
+        generate_region(region, var / "sources", var / "demo" / "truth.json", seed=SEED, pupils=PUPILS)
+        with serve_demo_api(var):
             defs = build_definitions(DEMO_REGION)
             with dg.DagsterInstance.get() as instance:
-                result = run_night(defs, instance)
-            assert result.success
+                assert run_night(defs, instance).success
             at_night = _history(var)
-            assert monitor_backfill(["--from", "2026-09-14", "--every", "week", "--region", str(DEMO_REGION)]) == 0
-            yield {"var": var, "region": region, "defs": defs, "server": server, "at_night": at_night,
+            assert monitor_backfill(["--from", "2026-09-14", "--every", "week"]) == 0
+            yield {"var": var, "region": region, "defs": defs, "at_night": at_night,
                    "truth": json.loads((var / "demo" / "truth.json").read_text()), "rows": _history(var)}
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _history(var: Path) -> pd.DataFrame:

@@ -252,9 +252,9 @@ def known_on(datasets: Mapping[str, pd.DataFrame], night: dt.date) -> dict[str, 
     for name, frame in datasets.items():
         registered, later = _AS_OF.get(name, (None, {}))
         if registered is not None and registered in frame.columns:
-            later = (as_dates(frame[registered]) > day).to_numpy(dtype=bool)
-            if later.any():  # a night's own data has none: no copy of millions of absence rows
-                frame = frame.loc[~later]
+            unknown = (as_dates(frame[registered]) > day).to_numpy(dtype=bool)
+            if unknown.any():  # a night's own data has none: no copy of millions of absence rows
+                frame = frame.loc[~unknown]
         changes = {}
         for column, depending in later.items():
             if column not in frame.columns:
