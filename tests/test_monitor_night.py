@@ -419,18 +419,20 @@ def test_a_backfill_gives_the_rows_of_the_nights_run_one_by_one(night, tmp_path)
     latest = {name: read_asset(night["var"] / "lake", name) for name in DATASETS}
     lake, warehouse_path = tmp_path / "lake", tmp_path / "warehouse.sqlite"
     defs = night["defs"]
+    graph = defs.resolve_asset_graph()
     nights = [dt.date(2026, 9, 21), dt.date(2026, 9, 28), E]
     for on in nights:
         honest = _known_then(latest, on)
         for name, frame in honest.items():
             write_parquet(frame, lake / "assets" / name / "_all.parquet")
-            raw = frame.loc[:, ["source_id"]]
-            if name == "youth_care_waitlist":
-                for gemeente in night["region"].gemeente_codes:
-                    write_parquet(raw.iloc[:0], lake / "assets" / f"{name}_raw" / f"{gemeente}.parquet")
-                write_parquet(raw, lake / "assets" / f"{name}_raw" / "GM0118.parquet")
-            else:
+            raw = frame.loc[:, ["source_id"]]  # what the monitor reads of a raw delivery
+            partitions = graph.get(dg.AssetKey(f"{name}_raw")).partitions_def
+            if partitions is None:
                 write_parquet(raw, lake / "assets" / f"{name}_raw" / "_all.parquet")
+            else:  # one file per partition (municipality) as the lake keeps them; the rows in the first
+                for i, partition in enumerate(partitions.get_partition_keys()):
+                    write_parquet(raw if i == 0 else raw.iloc[:0],
+                                  lake / "assets" / f"{name}_raw" / f"{partition}.parquet")
         resources = {**defs.resources, "lake_io_manager": LakeIOManager(root=str(lake)),
                      "warehouse": Warehouse(url=f"sqlite:///{warehouse_path}")}
         from connectors.outbox import Outbox
@@ -549,8 +551,11 @@ def test_the_report_renders_every_chart_in_chromium_without_errors_or_small_coun
     assert cells and labels
     assert not _small_counts_in(cells), _small_counts_in(cells)
     assert not _small_counts_in(labels), _small_counts_in(labels)
-    page.screenshot(path=tmp_path / "monitor.png", full_page=True)  # prints like this (A4 width)
+    page.screenshot(path=tmp_path / "monitor.png", full_page=True)
     assert (tmp_path / "monitor.png").stat().st_size > 50_000
+    page.pdf(path=tmp_path / "monitor.pdf", format="A4", print_background=True)  # what printing gives
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", (tmp_path / "monitor.pdf").read_bytes()))
+    assert 3 <= pages <= 20, f"{pages} A4 pages"
     page.close()
 
 
@@ -578,3 +583,9 @@ def test_each_municipality_gets_its_leerplichttelling_beside_its_exports(night, 
         assert (legend["categorie"] == "niet bekend").sum() >= 4
         nightly = json.loads((outbox / gemeente / E.isoformat() / "manifest.json").read_text())
         assert not any("leerplicht" in name for name in nightly["files"])
+    with sqlite3.connect(night["var"] / "warehouse.sqlite") as conn:
+        logged = pd.read_sql("SELECT gemeente, folder, file, grondslag FROM export_log "
+                             "WHERE folder LIKE '%/leerplichttelling/%'", conn)
+    assert set(logged["gemeente"]) == set(region.gemeente_codes)
+    assert (logged["file"] == "manifest.json").sum() == len(region.gemeente_codes)
+    assert logged.loc[logged["file"] == "leerplichttelling.csv", "grondslag"].str.contains("art. 25").all()

@@ -180,6 +180,7 @@ def stacked_bars(name: str, table: pd.DataFrame, totals: pd.Series, *, title: st
     _whole_numbers(ax.xaxis)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel("gemeente")
     ax.grid(axis="x", color="#dddddd", lw=0.6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
     description = f"{title}. {guide}"
@@ -249,7 +250,8 @@ def flow_chart(name: str, steps: Sequence[tuple[str, Mapping[str, object], objec
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         ax.set_xticks([0, 25, 50, 75, 100], [] if ax is not axes[-1] else ["0", "25", "50", "75", "100"])
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a hidden group draws no bar, so has nothing to explain
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=7)
     axes[-1].set_xlabel("aandeel van de groep (%)")
     description = f"{title}. {guide}"
     return Chart(_svg(fig, description), guide, description)

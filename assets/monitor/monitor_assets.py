@@ -45,13 +45,14 @@ from assets.monitor.publish import MARKER_MEANING, markers
 from connectors.alert_store import AlertStore
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.monitor_store import MonitorStore
-from connectors.outbox import Outbox, table_files, write_folder
+from connectors.outbox import Outbox, sha256, table_files, write_folder
 from connectors.region_config import RegionConfig
 from settings.region import JumpCheck
 
 GROUP = "monitor"
 OWNERS = ["team:datastewards"]
 JUMP_CHECK = "indicator_jumps"
+PREVIEW_ROWS = ("absoluut_verzuim", "langdurig_relatief_verzuim", "thuiszitters", "relatief_verzuim", "vrijstellingen")
 StaleSources = Callable[[dg.AssetExecutionContext], Sequence[str]]
 
 # The figures on the asset page (plotted over the materializations): metadata key -> (indicator, category).
@@ -227,8 +228,14 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
         except SmallCountsVisible as error:
             raise dg.Failure(description=str(error)) from None
         manifest = json.loads((written.folder / "manifest.json").read_text(encoding="utf-8"))
+        figures = pd.read_csv(written.folder / "monitor.csv", sep=";", dtype=str, encoding="utf-8-sig",
+                              keep_default_na=False)
+        tonight = figures.loc[(figures["nacht"] == night.strftime("%d-%m-%Y")) & (figures["gebied"] == REGION)
+                              & (figures["categorie"] == TOTAL), ["omschrijving", "waarde", "eenheid"]]
         return dg.MaterializeResult(metadata={
             "dagster/row_count": written.files["monitor.csv"]["rows"],
+            "preview": dg.MetadataValue.md(tonight.to_markdown(index=False) + "\n\n_As published: counts of 1 to 5 "
+                                           "show as <5, x hides a number that would reveal one._"),
             "folder": f"{REPORT_FOLDER}/{night.isoformat()}",
             "report": dg.MetadataValue.path(str(written.folder / "monitor.html")),
             "nights_in_report": manifest["nachten"]["aantal"],
@@ -266,7 +273,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
         log = ExportLog(warehouse.engine)
         log.create()
         names = {g.code: g.naam for g in region.gemeenten}
-        written = []
+        written, preview = [], []
         for telling in counts:
             files = (table_files("leerplichttelling", telling.exact, sheet="leerplichttelling")
                      | table_files("leerplichttelling_openbaar", telling.public, sheet="openbaar")
@@ -286,16 +293,22 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
             relative = f"gemeenten/{telling.gemeente}/leerplichttelling/{telling.schooljaar}"
             logged = [ExportedFile(name, entry["rows"], entry["sha256"], GRONDSLAG[name.rsplit(".", 1)[0]])
                       for name, entry in result.files.items()]
+            logged.append(ExportedFile("manifest.json", len(result.files),
+                                       sha256((result.folder / "manifest.json").read_bytes()), GRONDSLAG["manifest"]))
             log.record_export(telling.gemeente, relative, logged,
                               pd.Timestamp(manifest["generated_at"]).to_pydatetime())
             written.append((relative, result.changed, telling.exact.loc[
                 telling.exact["categorie"] == "thuiszitters", "totaal"].iat[0]))
+            totals = telling.public.set_index("categorie")["totaal"]
+            preview.append({"folder": relative, **{c: str(totals[c]) for c in PREVIEW_ROWS}})
         context.log.info(f"leerplichttelling: {len(written)} folder(s), {sum(w[1] for w in written)} changed")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(len(t.exact) for t in counts),
             "folders": dg.MetadataValue.md("\n".join(f"- {w[0]} ({'written' if w[1] else 'unchanged'})"
                                                      for w in written) or "(no school year with alert history)"),
             "thuiszitters_per_folder": dg.MetadataValue.json({w[0]: int(w[2]) for w in written}),
+            "preview": dg.MetadataValue.md(pd.DataFrame(preview).to_markdown(index=False) + "\n\n_The public "
+                                           "version's totals (<5: 1 to 5)._" if preview else "(nothing written)"),
             "data_since": since.isoformat() if since else "",
         })
 
