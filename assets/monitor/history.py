@@ -99,15 +99,14 @@ class PastNight:
     from_history: bool
 
 
-def past_night(night: dt.date, datasets: Mapping[str, pd.DataFrame], region: Region, engine: sa.Engine) -> PastNight:
+def past_night(night: dt.date, known: Mapping[str, pd.DataFrame], region: Region, engine: sa.Engine) -> PastNight:
     """Residence and thuiszitters of a past night: from the pupil and alert history when the pipeline ran
-    that night, else from the deliveries as they were known then."""
+    that night, else from the deliveries as they were known then (``known``: ``known_on`` that night)."""
     alerts = AlertStore(engine)
     ran = sa.inspect(engine).has_table("alert_nights") and alerts.night_recorded(night)
     history = pupils_as_of(engine, night) if ran else None
     if ran and len(history):
         return PastNight(residence_of(history), thuiszitter_alerts(alerts.as_of(night)), True)
-    known = known_on(datasets, night)
     if ran:  # the alerts were recorded, the pupil history not (a replayed earlier night): link the pupils again
         pupils, _ = link_pupils({name: known[name] for name in LINKED}, pd.Timestamp(night))
         return PastNight(residence_of(pupils), thuiszitter_alerts(alerts.as_of(night)), True)
@@ -125,7 +124,7 @@ def previous_thuiszitters(store: MonitorStore, night: dt.date, datasets: Mapping
     before = store.night_before(night)
     if before is None:
         return None
-    return thuiszitter_keys(past_night(before, datasets, region, engine).thuiszitters)
+    return thuiszitter_keys(past_night(before, known_on(datasets, before), region, engine).thuiszitters)
 
 
 @dataclass(frozen=True)
@@ -155,15 +154,12 @@ def backfill(nights: Sequence[dt.date], *, datasets: Mapping[str, pd.DataFrame],
         if missing_only and night in existing:
             progress(f"[{number}/{len(nights)}] {night}: in the history already, skipped")
             continue
-        before = store.night_before(night)
-        if before is None:
-            previous = None
-        elif last is not None and last[0] == before:
-            previous = last[1]
+        if last is not None and last[0] == store.night_before(night):
+            previous = last[1]  # the night just recomputed: its thuiszitters are known already
         else:
-            previous = thuiszitter_keys(past_night(before, datasets, region, engine).thuiszitters)
+            previous = previous_thuiszitters(store, night, datasets, region, engine)
         known = known_on(datasets, night)
-        state = past_night(night, datasets, region, engine)
+        state = past_night(night, known, region, engine)
         facts = NightFacts(night, known, state.residence, state.thuiszitters, previous)
         rows = night_indicators(facts, ctx)
         rows = rows.assign(published=markers(rows, ctx.settings.max_small_count))
