@@ -43,6 +43,15 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     return pq.read_table(path, columns=columns).to_pandas()
 
 
+def read_asset(root: str | Path, asset: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """An unpartitioned asset's latest output in the lake under ``root`` (as ``LakeIOManager`` wrote it),
+    for work outside a run (the monitor's backfill); a missing file is an error that says so."""
+    path = Path(root, "assets", asset, f"{_UNPARTITIONED}.parquet")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: asset {asset} has never been materialized in this lake; run a night first")
+    return read_parquet(path, columns)
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Parquet per asset under ``root``; DataFrames only.
 

@@ -68,6 +68,24 @@ def _without_key_index(conn: sa.Connection, load) -> None:
     index.create(conn)
 
 
+def pupils_as_of(engine: sa.Engine, night: dt.date) -> pd.DataFrame:
+    """The pupils as the history recorded them on ``night``: ``pupil_key`` and the tracked fields.
+
+    A row counts when ``valid_from <= night`` and it was not closed by then (``valid_to`` empty or
+    later). Empty when the history does not reach back to ``night`` (or does not exist yet).
+    """
+    columns = ["pupil_key", *TRACKED]
+    if not sa.inspect(engine).has_table(pupil_history.name):
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    query = sa.select(*(pupil_history.c[c] for c in columns)).where(
+        pupil_history.c.valid_from <= night,
+        sa.or_(pupil_history.c.valid_to.is_(None), pupil_history.c.valid_to > night))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    values = list(zip(*rows)) if rows else [()] * len(columns)
+    return pd.DataFrame({c: pd.Series(list(v), dtype="str") for c, v in zip(columns, values)}, columns=columns)
+
+
 def record_pupils(engine: sa.Engine, pupils: pd.DataFrame, night: dt.date) -> dict[str, int]:
     """Bring the history up to ``night``; returns counts of opened, closed and unchanged rows."""
     create_tables(engine, metadata, [pupil_history])

@@ -96,6 +96,14 @@ def run(args) -> int:
         defs = build_definitions()
         with dg.DagsterInstance.get() as instance:
             result = run_night(defs, instance, progress=_say)
+    if result.nightly.success:
+        # The monitor's report gets a trend: its figures of every Monday since the start of
+        # the school year, recomputed from the deliveries as they were known then (docs/monitor.md).
+        from pipelines.commands.monitor_backfill import main as monitor_backfill
+
+        _say("monitor: recomputing the Mondays since the start of the school year for the report's trend")
+        if monitor_backfill(["--every", "week"]) != 0:
+            return 1
     _report(counts, result, var)
     return 0 if result.success else 1
 
@@ -111,7 +119,7 @@ def _report(counts: dict, result, var) -> None:
     print("\nOutputs:")
     outbox = var.outbox
     for folder, what in (("overdracht", "warm-handover files"), ("signalen", "alert lists"),
-                         ("gemeenten", "municipal exports")):
+                         ("gemeenten", "municipal exports"), ("monitor", "monitor reports")):
         files = sorted(p for p in (outbox / folder).rglob("*") if p.is_file() and "_versies" not in p.parts)
         folders = sorted({p.parent for p in files})
         print(f"  {what:20} {len(files):>4} files in {len(folders):>3} folders under {outbox / folder}")
@@ -125,6 +133,9 @@ def _report(counts: dict, result, var) -> None:
     print(f"\nNight {'succeeded' if result.success else 'FAILED'}.")
     print(f"  waitlists: {status(result.waitlists)}")
     print(f"  exports:   {status(result.exports)}")
+    reports = sorted((outbox / "monitor").glob("*/monitor.html"))
+    if reports:
+        print(f"\nThe board's report (open it in a browser): {reports[-1]}")
     print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts.")
 
 

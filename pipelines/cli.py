@@ -34,6 +34,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("check", "pipelines.commands.check:main", "check the region file and what every source would read"),
     Command("init", "pipelines.commands.init:main", "write a starting region file for an SWV from the public tables"),
     Command("accept", "pipelines.commands.accept:main", "list held-back deliveries, or accept a real drop in volume"),
+    Command("monitor backfill", "pipelines.commands.monitor_backfill:main",
+            "recompute the support-plan monitor for past nights"),
 )
 
 

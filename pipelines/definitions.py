@@ -19,6 +19,8 @@ from assets.gemeenten.export_assets import build_export_assets
 from assets.overdracht.handover_assets import po_vo_handovers, vo_mbo_handovers
 from assets.bronnen.ingest import build_raw_assets
 from assets.koppeling.pupils import linked_pupils
+from assets.monitor.indicators import settings_problems
+from assets.monitor.monitor_assets import build_monitor_assets
 from assets.validatie.validated import build_validated_assets
 from connectors import private
 from connectors.arrow_memory import use_system_allocator
@@ -37,7 +39,7 @@ from pipelines.jobs import build_jobs_and_schedules
 from pipelines.sensors import (build_delivery_sensor, check_failure_notification, held_back_notification,
                                run_failure_notification)
 from settings.paths import region_file, var_layout
-from settings.region import load_region
+from settings.region import RegionConfigError, load_region
 
 
 use_system_allocator()  # every process that loads the definitions runs steps (connectors/arrow_memory.py)
@@ -48,6 +50,10 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     """Definitions for the region in ``region_path`` (default: ``SWV_REGION_FILE`` or the demo region)."""
     region_path = Path(region_path or region_file())
     region = load_region(region_path)
+    problems = settings_problems(region)
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise RegionConfigError(f"{region_path}: invalid region configuration:\n{listed}")
     var = var_layout()
 
     def stale_tonight(context) -> list[str]:
@@ -58,7 +64,8 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     assets = [*build_raw_assets(region), *build_validated_assets(region), linked_pupils,
               po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
               *build_export_assets(region.gemeenten, exports=region.exports, retention=region.retention,
-                                   stale_sources=stale_tonight)]
+                                   stale_sources=stale_tonight),
+              *build_monitor_assets(stale_sources=stale_tonight)]
     freshness_checks = build_freshness_checks(region)
     jobs, schedules = build_jobs_and_schedules(nightly_executor())
     freshness_job, freshness_schedule = build_freshness_job_and_schedule(freshness_checks)

@@ -24,13 +24,15 @@ WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
 # The run queue starts one run with this tag at a time (deploy/dagster.*.yaml): never two nights at once.
 EXCLUSIVE = {"swv/exclusive": "night"}
+MONITOR_GROUP = "monitor"
 
 
 def build_jobs_and_schedules(nightly_executor: dg.ExecutorDefinition):
     nightly = dg.define_asset_job(
         "nightly",
-        selection=dg.AssetSelection.all(),
-        description="The night: ingest, validate, link, handovers, alerts and every municipality's export.",
+        # The monitor's group named on its own: whatever else the night selects, the monitor follows it.
+        selection=dg.AssetSelection.all() | dg.AssetSelection.groups(MONITOR_GROUP),
+        description="The night: ingest, validate, link, handovers, alerts, every municipality's export and the monitor.",
         executor_def=nightly_executor,
         tags=EXCLUSIVE,
     )

@@ -196,6 +196,33 @@ def qualification_names() -> dict[str, str]:
     return dict(zip(table["crebo"], table["kwalificatie"], strict=True))
 
 
+SCHOOL_REGISTRY_FILE = REFERENCE_DIR / "duo_schoolvestigingen_drenthe_overijssel_2024.csv"
+
+
+@cache
+def school_registry() -> pd.DataFrame:
+    """The DUO registry's school locations: ``vestigingscode``, ``brin``, ``vestigingsnaam``, ``sector``
+    (``BAO``, ``SBAO``, ``(V)SO``, ``VO``) and ``gemeentecode``, one row per location (reference/README.md)."""
+    columns = ["vestigingscode", "brin", "vestigingsnaam", "sector", "gemeentecode"]
+    table = pd.read_csv(SCHOOL_REGISTRY_FILE, dtype="str", usecols=columns, encoding="utf-8", keep_default_na=False)
+    return table.loc[:, columns].drop_duplicates("vestigingscode").reset_index(drop=True)
+
+
+@cache
+def cluster_institutions() -> dict[str, tuple[str, ...]]:
+    """BRIN of the national cluster 1 and 2 institutions (domain.md §2.4; reference/cluster_instellingen.csv)."""
+    table = pd.read_csv(REFERENCE_DIR / "cluster_instellingen.csv", dtype="str", encoding="utf-8")
+    return {cluster: tuple(group["brin"]) for cluster, group in table.groupby("cluster", sort=True)}
+
+
+@cache
+def ijw_labels(codelist: str) -> dict[str, str]:
+    """Code -> label of an iJw code list (``productcategorie``: "45" -> "Jeugdhulp ambulant")."""
+    table = pd.read_csv(REFERENCE_DIR / "ijw_codelijsten_release_3_2.csv", dtype="str", encoding="utf-8")
+    rows = table.loc[table["lijstcode"] == IJW_LISTS[codelist]]
+    return dict(zip(rows["code"], rows["waarde"], strict=True))
+
+
 @cache
 def _ijw_table() -> pd.DataFrame:
     path = REFERENCE_DIR / "ijw_codelijsten_release_3_2.csv"

@@ -307,6 +307,73 @@ class RetentionPeriods(_Strict):
         return {**RAW_RETENTION_YEARS, **value}
 
 
+class Goal(_Strict):
+    """One goal of the support plan (ondersteuningsplan) as the monitor's report shows it (docs/monitor.md).
+
+    Every SWV writes its own plan, so the goals are configuration. A goal the pipeline's data cannot
+    measure is listed all the same, with ``note`` saying why: the board sees the whole plan.
+    """
+
+    number: int | None = Field(default=None, ge=1, description="The goal's number in the plan.")
+    title: str = Field(min_length=1, description="The goal in the plan's own words (Dutch).")
+    indicator: str | None = Field(default=None, description="Indicator code (docs/monitor.md) that measures it; "
+                                                            "left out when the pipeline's data cannot.")
+    category: str = Field(default="", description="A category of the indicator instead of its total.")
+    target: float | None = Field(default=None, description="The plan's target in the indicator's unit.")
+    better: Literal["lower", "higher"] = Field(default="lower", description="Which direction is progress.")
+    note: str = Field(default="", description="Shown with the goal: how it is measured, or why it cannot be.")
+
+
+def _default_goals() -> list[Goal]:
+    """The goals the issue names for every SWV (domain.md §10: goals 6 and 9, the thuiszitter theme)."""
+    return [
+        Goal(number=9, title="Geen kinderen die wachten op jeugdhulp", indicator="jeugdhulp_wachtend", target=0),
+        Goal(title="Geen thuiszitters", indicator="thuiszitters", target=0),
+        Goal(number=6, title="Doorgaande lijn PO → VO: geplaatst op de eerste schooldag",
+             indicator="po_vo_geplaatst_aandeel", target=100, better="higher"),
+        Goal(number=6, title="Doorgaande lijn VO → MBO: aangemeld vóór 1 april",
+             indicator="vo_mbo_aangemeld_aandeel", target=100, better="higher"),
+    ]
+
+
+class JumpThreshold(_Strict):
+    """How far an indicator may move from one night to the next before the monitor check warns."""
+
+    max_change: float = Field(default=10, ge=0, description="Change in the indicator's own unit (pupils, "
+                                                            "percentage points, weeks, rows).")
+    max_relative: float = Field(default=0.25, ge=0, description="Change as a share of last night's value.")
+
+
+class JumpCheck(_Strict):
+    """The ``indicator_jumps`` check: a jump beyond *both* limits warns (docs/monitor.md)."""
+
+    default: JumpThreshold = JumpThreshold()
+    indicators: dict[str, JumpThreshold] = Field(
+        default_factory=lambda: {"thuiszitters": JumpThreshold(max_change=3, max_relative=0.25)},
+        description="Indicator code -> its own limits.",
+    )
+
+
+class MonitorSettings(_Strict):
+    """The support-plan monitor (``monitor:`` key; docs/monitor.md, docs/configuration.md)."""
+
+    goals: list[Goal] = Field(default_factory=_default_goals)
+    jump_check: JumpCheck = JumpCheck()
+    cluster_institutions: dict[Literal["1", "2"], list[str]] | None = Field(
+        default=None, description="BRIN (4 characters) of the cluster 1 and 2 institutions; "
+                                  "None: reference/cluster_instellingen.csv.")
+    trend_weeks: int = Field(default=52, ge=1, description="Weeks of history the report's trend charts show.")
+
+    @field_validator("cluster_institutions")
+    @classmethod
+    def _brin4(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        for cluster, codes in (value or {}).items():
+            wrong = [code for code in codes if not re.match(r"^\d{2}[A-Z]{2}$", code)]
+            if wrong:
+                raise ValueError(f"cluster {cluster}: {wrong} are not BRIN codes (2 digits, 2 letters, e.g. 17GW)")
+        return value
+
+
 class Swv(_Strict):
     code: str
     naam: str
@@ -330,6 +397,7 @@ class Region(_Strict):
     alerts: AlertThresholds = AlertThresholds()
     exports: Exports = Exports()
     retention: RetentionPeriods = RetentionPeriods()
+    monitor: MonitorSettings = MonitorSettings()
     codelists: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per code list (e.g. schooladvies): delivered label -> canonical code."
     )

@@ -73,6 +73,18 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A warehouse engine on a fresh SQLite file, and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+        return
+    with postgres_database() as url:
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test."""

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from connectors.pupil_store import pupil_history, record_pupils
-from tests.conftest import postgres_database
 
 NIGHT_1, NIGHT_2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
 
@@ -21,17 +19,6 @@ def _pupils(gemeente_of_first: str) -> pd.DataFrame:
         "vo_brin6": pd.array(["02VA00", None], dtype="str"),
         "onderwijsniveau": pd.array(["havo", None], dtype="str"),
     })
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        yield sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
-        return
-    with postgres_database() as url:
-        engine = sa.create_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _history(engine) -> list[tuple]:

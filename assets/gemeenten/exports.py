@@ -544,7 +544,8 @@ def reader_bounds(values: np.ndarray, status: np.ndarray, max_small: int,
     return low, high
 
 
-def secondary_suppression(table: pd.DataFrame, primary: pd.DataFrame, max_small: int = 5) -> pd.DataFrame:
+def secondary_suppression(table: pd.DataFrame, primary: pd.DataFrame, max_small: int = 5,
+                          hidden: pd.DataFrame | None = None, keep_totals: bool = False) -> pd.DataFrame:
     """Secondary suppression: hide more numbers until no hidden number can be worked out.
 
     domain.md §7 and §9 item 14. ``table`` has totals (``with_totals``). While ``reader_bounds``
@@ -553,9 +554,17 @@ def secondary_suppression(table: pd.DataFrame, primary: pd.DataFrame, max_small:
     number in as many of the pinned numbers' rows and columns as possible (so a 2x2 pattern closes
     in one step), the smallest such, a cell before a total; repeat until stable. Returns the
     numbers hidden by this rule (not the primary ones).
+
+    ``hidden``: numbers above ``max_small`` that must be hidden anyway, e.g. a total that another
+    published table with the same total hides; they are hidden from the start and returned too.
+    ``keep_totals``: among the candidates a cell goes before a total whatever their sizes, for a
+    table whose totals are the figures its readers need most (the support-plan monitor's region and
+    municipalities).
     """
     values = table.to_numpy(dtype=np.int64)
     status = np.where(primary.to_numpy(dtype=bool), 1, 0)  # 0 shown, 1 "<5", 2 "x"
+    if hidden is not None:
+        status[hidden.to_numpy(dtype=bool) & (status == 0)] = 2
     n_rows, n_cols = values.shape
     rows, cols = np.indices(values.shape)
     is_total = (rows == n_rows - 1) | (cols == n_cols - 1)
@@ -566,7 +575,9 @@ def secondary_suppression(table: pd.DataFrame, primary: pd.DataFrame, max_small:
         if not pinned.any() or not candidates.any():
             break
         lines = pinned.any(axis=1)[rows].astype(int) + pinned.any(axis=0)[cols].astype(int)
-        order = np.lexsort((is_total[candidates], values[candidates], -lines[candidates]))
+        keys = (values[candidates], is_total[candidates]) if keep_totals else (is_total[candidates],
+                                                                                values[candidates])
+        order = np.lexsort((*keys, -lines[candidates]))
         status[tuple(np.argwhere(candidates)[order[0]])] = 2
     return pd.DataFrame(status == 2, index=table.index, columns=table.columns)
 

@@ -171,10 +171,14 @@ def blank_without_consent(frame: pd.DataFrame, consent: pd.Series) -> pd.DataFra
     return frame.assign(**{field: frame[field].where(consent) for field in CONSENT_FIELDS})
 
 
+def cluster_number(cluster: pd.Series) -> pd.Series:
+    """The cluster as delivered ("1", "Cluster 2", "cluster 3") reduced to its number ("1", "2", "3")."""
+    return cluster.str.strip().str.lower().str.removeprefix("cluster").str.strip()
+
+
 def national_cluster(cluster: pd.Series) -> pd.Series:
     """Cluster 1 or 2 ("1", "cluster 2"): organised nationally, no SWV TLV (domain.md §2.4)."""
-    number = cluster.str.strip().str.lower().str.removeprefix("cluster").str.strip()
-    return number.isin(["1", "2"])
+    return cluster_number(cluster).isin(["1", "2"])
 
 
 def tlv_deadlines(schooljaar: pd.Series, tlv_deadline: str) -> pd.Series:

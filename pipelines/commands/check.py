@@ -183,8 +183,7 @@ def check_api(source: Source, report: Report) -> None:
 
 
 def check_secrets(region: Region, report: Report) -> None:
-    from assets.gemeenten.exports import export_key_variable
-    from assets.signalen.alert_assets import SALT_ENV
+    from connectors.secrets import ALERT_SALT_ENV, export_key_variable
 
     report.heading("Secrets (environment)")
     missing = [export_key_variable(code) for code in region.gemeente_codes
@@ -193,10 +192,11 @@ def check_secrets(region: Region, report: Report) -> None:
         report.error(f"not set: {', '.join(missing)}: those municipalities' exports fail (docs/exports.md)")
     else:
         report.ok(f"every municipality's export key is set ({export_key_variable('GMxxxx')})")
-    if os.environ.get(SALT_ENV):
-        report.ok(f"{SALT_ENV} is set")
+    if os.environ.get(ALERT_SALT_ENV, "").strip():
+        report.ok(f"{ALERT_SALT_ENV} is set")
     else:
-        report.warn(f"{SALT_ENV} is not set: alert ids use the public demo salt (docs/deploy.md)")
+        report.error(f"{ALERT_SALT_ENV} is not set: the night records no alerts and sends no signal lists "
+                     "(docs/configuration.md, 'Secrets')")
 
 
 def check_instance(report: Report) -> None:
