@@ -113,7 +113,9 @@ def school_names(registry: Iterable[str | Path] | str | Path | None = None) -> d
 
 
 def school_registry(registry: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
-    """The registry as one table: ``vestigingscode`` and ``vestigingsnaam`` (empty when not delivered)."""
+    """The registry as one table, one row per location: ``vestigingscode``, ``brin`` (its first four
+    characters), ``vestigingsnaam``, ``sector`` (``BAO``, ``SBAO``, ``(V)SO``, ``VO``) and ``gemeentecode``;
+    a column the file does not have is empty."""
     return _registry(registry_files(registry)).copy()
 
 
@@ -149,9 +151,12 @@ def read_school_registry(path: str | Path) -> pd.DataFrame:
             f"({', '.join(map(str, table.columns[:8]))}{', ...' if len(table.columns) > 8 else ''})"
         )
     code = code.str.replace(r"[\s.\-]", "", regex=True).str.upper()
-    name = (table[columns["vestigingsnaam"]].str.strip() if "vestigingsnaam" in columns
-            else pd.Series("", index=table.index))
-    registry = pd.DataFrame({"vestigingscode": code, "vestigingsnaam": name}, dtype="str")
+    def column(name: str) -> pd.Series:
+        return table[columns[name]].str.strip() if name in columns else pd.Series("", index=table.index)
+
+    registry = pd.DataFrame({"vestigingscode": code, "brin": code.str.slice(0, 4),
+                             "vestigingsnaam": column("vestigingsnaam"), "sector": column("sector"),
+                             "gemeentecode": column("gemeentecode")}, dtype="str")
     return registry.loc[registry["vestigingscode"] != ""].reset_index(drop=True)
 
 
@@ -196,31 +201,11 @@ def qualification_names() -> dict[str, str]:
     return dict(zip(table["crebo"], table["kwalificatie"], strict=True))
 
 
-SCHOOL_REGISTRY_FILE = REFERENCE_DIR / "duo_schoolvestigingen_drenthe_overijssel_2024.csv"
-
-
-@cache
-def school_registry() -> pd.DataFrame:
-    """The DUO registry's school locations: ``vestigingscode``, ``brin``, ``vestigingsnaam``, ``sector``
-    (``BAO``, ``SBAO``, ``(V)SO``, ``VO``) and ``gemeentecode``, one row per location (reference/README.md)."""
-    columns = ["vestigingscode", "brin", "vestigingsnaam", "sector", "gemeentecode"]
-    table = pd.read_csv(SCHOOL_REGISTRY_FILE, dtype="str", usecols=columns, encoding="utf-8", keep_default_na=False)
-    return table.loc[:, columns].drop_duplicates("vestigingscode").reset_index(drop=True)
-
-
 @cache
 def cluster_institutions() -> dict[str, tuple[str, ...]]:
     """BRIN of the national cluster 1 and 2 institutions (domain.md §2.4; reference/cluster_instellingen.csv)."""
     table = pd.read_csv(REFERENCE_DIR / "cluster_instellingen.csv", dtype="str", encoding="utf-8")
     return {cluster: tuple(group["brin"]) for cluster, group in table.groupby("cluster", sort=True)}
-
-
-@cache
-def ijw_labels(codelist: str) -> dict[str, str]:
-    """Code -> label of an iJw code list (``productcategorie``: "45" -> "Jeugdhulp ambulant")."""
-    table = pd.read_csv(REFERENCE_DIR / "ijw_codelijsten_release_3_2.csv", dtype="str", encoding="utf-8")
-    rows = table.loc[table["lijstcode"] == IJW_LISTS[codelist]]
-    return dict(zip(rows["code"], rows["waarde"], strict=True))
 
 
 @cache

@@ -70,7 +70,7 @@ def monitor_context(region: Region, settings: ExportSettings | None = None) -> C
     """The region's settings for the indicators: norms and small numbers as in the exports, the school
     registry, and the cluster 1 and 2 institutions (the region file's, else reference/cluster_instellingen.csv)."""
     clusters = region.monitor.cluster_institutions or cluster_institutions()
-    return Context(region, settings or ExportSettings(), school_registry(), clusters)
+    return Context(region, settings or ExportSettings(), school_registry(region.school_registry), clusters)
 
 
 def residence_of(pupils: pd.DataFrame) -> pd.Series:

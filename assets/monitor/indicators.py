@@ -204,7 +204,7 @@ AREA_LABELS = {REGION: "regio (totaal)", OTHER: "buiten de regio of onbekend"}
 
 def category_label(indicator: str, category: str, region: Region | None = None) -> str:
     """What a reader reads for a category: fixed labels, JZ020 product names, partner names."""
-    from schemas.codelists import ijw_labels
+    from schemas.codelists import code_labels
 
     if category == TOTAL:
         return "totaal"
@@ -213,7 +213,7 @@ def category_label(indicator: str, category: str, region: Region | None = None) 
         return fixed[category]
     if indicator == "jeugdhulp_productcategorie":
         product, _, column = category.partition("|")
-        name = f"{product} {ijw_labels('productcategorie').get(product, '')}".strip() if product else "alle producten"
+        name = f"{product} {code_labels('productcategorie').get(product, '')}".strip() if product else "alle producten"
         return f"{name}: {fixed[column]}" if column else name
     if region is not None and category in region.sources:
         return f"{region.sources[category].partner} ({category})"
