@@ -29,9 +29,9 @@ from pipelines.night import run_night
 
 with dg.DagsterInstance.get() as instance:
     result = run_night(build_definitions(), instance)
-print("waitlists", sorted(result.waitlist_runs.items()), "nightly", result.nightly.success,
-      "exports", sorted(result.export_runs.items()))
-raise SystemExit(0 if result.success and all(result.waitlist_runs.values()) else 1)
+print("waitlists", sorted(result.waitlists.items()), "nightly", result.nightly.success,
+      "exports", sorted(result.exports.items()))
+raise SystemExit(0 if result.success and all(result.waitlists.values()) else 1)
 """
 
 

@@ -128,7 +128,7 @@ def test_each_municipality_gets_the_alerts_of_its_own_residents_in_its_own_list(
     listed: dict[str, set[str]] = {}
     for path in lists:
         rows = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
-        keys = ("bsn:" + rows["bsn"]).fillna("onr:" + rows["onderwijsnummer"])
+        keys = ("bsn:" + rows["BSN"]).fillna("onr:" + rows["Onderwijsnummer"])
         listed.setdefault(path.parent.name, set()).update(keys)
     assert {code: keys for code, keys in listed.items() if keys} == expected
     assert set(expected) <= set(GEMEENTEN) and len(expected) >= 5
