@@ -63,9 +63,9 @@ def test_school_names_gives_each_caller_its_own_dict():
 def test_a_duo_export_with_its_own_headers_and_separator_is_read(tmp_path):
     export = _duo_export(tmp_path / "duo.csv", [("99ZZ00", "Nieuwe School Zuid"), ("99ZZ01", "Nieuwe School Noord")])
     registry = read_school_registry(export)
-    assert registry.to_dict("records") == [
-        {"vestigingscode": "99ZZ00", "vestigingsnaam": "Nieuwe School Zuid"},
-        {"vestigingscode": "99ZZ01", "vestigingsnaam": "Nieuwe School Noord"},
+    assert registry[["vestigingscode", "brin", "vestigingsnaam"]].to_dict("records") == [
+        {"vestigingscode": "99ZZ00", "brin": "99ZZ", "vestigingsnaam": "Nieuwe School Zuid"},
+        {"vestigingscode": "99ZZ01", "brin": "99ZZ", "vestigingsnaam": "Nieuwe School Noord"},
     ]
 
 
