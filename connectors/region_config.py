@@ -2,7 +2,8 @@
 
 The evaluation date is run configuration (``resources.region.config.evaluation_date``) so a night
 can be replayed and a sequence of nights simulated; without it the region's ``reference_date``
-applies, and without that, today in Europe/Amsterdam.
+applies, and without that, today in Europe/Amsterdam. The file's fit to the canonical datasets was
+checked when the code location loaded it (``schemas.region_contract``, in ``pipelines.definitions``).
 """
 
 from __future__ import annotations

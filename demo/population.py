@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.codelists import NATIONAL_SCHOOL_REGISTRY
-from settings.onboarding import pc4_municipalities
+from schemas.onboarding import pc4_municipalities
 from settings.paths import PROJECT_ROOT
 from settings.region import Holiday, Region
 
@@ -299,7 +299,7 @@ class Geography:
     @classmethod
     def of(cls, region: Region, schools: pd.DataFrame, rng: np.random.Generator) -> "Geography":
         codes = np.array(region.gemeente_codes)
-        # The regeling's postcode areas on today's municipalities (merged ones placed: settings.onboarding).
+        # The regeling's postcode areas on today's municipalities (merged ones placed: schemas.onboarding).
         table = pc4_municipalities()
         inside = table[table.gemeentecode.isin(codes)]
         pc4 = {

@@ -38,8 +38,9 @@ from pipelines.freshness import build_freshness_checks, build_freshness_job_and_
 from pipelines.jobs import build_jobs_and_schedules
 from pipelines.sensors import (build_delivery_sensor, check_failure_notification, held_back_notification,
                                run_failure_notification)
+from schemas.region_contract import load_checked_region
 from settings.paths import region_file, var_layout
-from settings.region import RegionConfigError, load_region
+from settings.region import RegionConfigError
 
 
 use_system_allocator()  # every process that loads the definitions runs steps (connectors/arrow_memory.py)
@@ -49,7 +50,7 @@ private.restrict_process()  # what they write (warehouse, lake, outbox, run hist
 def build_definitions(region_path: Path | None = None) -> dg.Definitions:
     """Definitions for the region in ``region_path`` (default: ``SWV_REGION_FILE`` or the demo region)."""
     region_path = Path(region_path or region_file())
-    region = load_region(region_path)
+    region = load_checked_region(region_path)
     problems = settings_problems(region)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)

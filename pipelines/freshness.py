@@ -32,6 +32,7 @@ import dagster as dg
 from connectors.files import SourceFiles
 from connectors.lake import RawSnapshots
 from connectors.region_config import RegionConfig
+from settings.datasets import raw_asset_name
 from settings.region import FileLocation, Region, Source
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -156,7 +157,7 @@ def freshness_moment(evaluation_date: dt.date, clock: dt.datetime | None = None)
 
 
 def _raw_asset(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{dataset}_raw")  # the naming of assets.bronnen.ingest
+    return dg.AssetKey(raw_asset_name(dataset))
 
 
 def _check_specs(region: Region) -> list[dg.AssetCheckSpec]:

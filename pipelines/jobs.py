@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from settings.datasets import raw_asset_name
+
 NIGHTLY_CRON = "0 2 * * *"
 TIMEZONE = "Europe/Amsterdam"
 
-WAITLIST_ASSET = dg.AssetKey("youth_care_waitlist_raw")
+WAITLIST_ASSET = dg.AssetKey(raw_asset_name("youth_care_waitlist"))
 EXPORT_ASSET = dg.AssetKey("municipal_exports")
 # The run queue starts one run with this tag at a time (deploy/dagster.*.yaml): never two nights at once.
 EXCLUSIVE = {"swv/exclusive": "night"}

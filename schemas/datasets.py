@@ -22,6 +22,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 import schemas.checks  # noqa: F401  (registers the rule checks used in the fields below)
+from settings.datasets import DATASETS
 
 PERSONAL = {"personal": True}
 CONSENT = {"personal": True, "consent_gated": True}
@@ -221,6 +222,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "vo_absence": VoAbsence,
     "mbo_outflow": MboOutflow,
 }
+assert tuple(MODELS) == DATASETS, "one model per dataset of settings.datasets, in its order"
 
 PROVENANCE_COLUMNS = tuple(Provenance.to_schema().columns)
 

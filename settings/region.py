@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from settings.datasets import DATASETS, RAW_RETENTION_YEARS, Dataset  # noqa: F401  (DATASETS: read from here too)
+
 GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, docs/domain.md §1 and §3
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-DATASETS = ("po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow")
-Dataset = Literal["po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow"]
 
 
 class RegionConfigError(ValueError):
@@ -282,12 +282,6 @@ class Exports(_Strict):
         return value
 
 
-# Retention periods of raw snapshots per dataset in years (docs/domain.md §7): verzuim and
-# in/uitschrijving 5 years, the leerlingdossier 2; youth care has none of its own: the shortest.
-RAW_RETENTION_YEARS = {"vo_absence": 5, "vo_enrolment": 5, "mbo_outflow": 5, "po_transfers": 2,
-                       "youth_care_waitlist": 2}
-
-
 class RetentionPeriods(_Strict):
     """How long each kind of data is kept (``retention:`` key; ``assets/gemeenten/retention.py``)."""
 
@@ -445,10 +439,6 @@ class Region(_Strict):
                 raise ValueError(f"sources.{name}.gemeente: {source.gemeente} is not one of the gemeenten {codes}")
             if source.dataset == "youth_care_waitlist" and source.gemeente is None:
                 raise ValueError(f"sources.{name}.gemeente: a youth_care_waitlist source must name its gemeente")
-            _check_columns(name, source)
-            _check_codes(f"sources.{name}.codes", source.dataset, source.codes)
-            _check_derivations(name, source)
-        _check_codelists(self.codelists)
         strangers = sorted(set(self.exports.upload) - set(codes))
         if strangers:
             raise ValueError(f"exports.upload: {strangers} are not among the gemeenten {codes}")
@@ -471,72 +461,6 @@ class Region(_Strict):
         from zoneinfo import ZoneInfo
 
         return dt.datetime.now(ZoneInfo("Europe/Amsterdam")).date()
-
-
-def _check_columns(name: str, source: Source) -> None:
-    """Mapped targets must be canonical fields; required canonical fields must be delivered."""
-    from schemas.datasets import canonical_fields
-
-    fields = canonical_fields(source.dataset)
-    for column, target in source.columns.items():
-        if target not in fields:
-            raise ValueError(
-                f"sources.{name}.columns.{column}: {target!r} is not a field of {source.dataset} "
-                f"(one of: {', '.join(fields)}; see docs/sources.md)"
-            )
-    missing = [f for f, col in fields.items() if not col.nullable and f not in source.columns.values()]
-    if missing:
-        raise ValueError(f"sources.{name}.columns: required field(s) {missing} of {source.dataset} are not mapped")
-
-
-def _check_codes(key: str, dataset: str, codes: dict[str, dict[str, str]]) -> None:
-    """A source's own labels: each on a code or yes/no field of its dataset, onto a canonical value."""
-    from schemas.codelists import BOOLEAN_CODES, CODELIST_OF_FIELD, canonical_codes
-    from schemas.datasets import boolean_fields, canonical_fields
-
-    fields = canonical_fields(dataset)
-    for field, labels in codes.items():
-        if field in CODELIST_OF_FIELD and field in fields:
-            allowed = canonical_codes(CODELIST_OF_FIELD[field])
-        elif field in boolean_fields(dataset):
-            allowed = frozenset(BOOLEAN_CODES)
-        else:
-            raise ValueError(f"{key}.{field}: not a code or yes/no field of {dataset} (docs/configuration.md)")
-        _check_targets(f"{key}.{field}", labels, allowed)
-
-
-def _check_codelists(codelists: dict[str, dict[str, str]]) -> None:
-    """The region's code lists: known list names, labels onto canonical codes (``ja_nee``: ja or nee)."""
-    from schemas.codelists import BOOLEAN_CODELIST, BOOLEAN_CODES, CODELIST_OF_FIELD, canonical_codes
-
-    known = sorted({*CODELIST_OF_FIELD.values(), BOOLEAN_CODELIST})
-    for name, labels in codelists.items():
-        if name not in known:
-            raise ValueError(f"codelists.{name}: not a code list (one of: {', '.join(known)})")
-        allowed = frozenset(BOOLEAN_CODES) if name == BOOLEAN_CODELIST else canonical_codes(name)
-        _check_targets(f"codelists.{name}", labels, allowed)
-
-
-def _check_targets(key: str, labels: dict[str, str], allowed: frozenset[str]) -> None:
-    wrong = sorted({code for code in labels.values() if code not in allowed})
-    if wrong:
-        raise ValueError(f"{key}: {wrong} not among the canonical values ({', '.join(sorted(allowed))})")
-
-
-def _check_derivations(name: str, source: Source) -> None:
-    """Each derivation is one the dataset knows, and the fields it derives from are mapped."""
-    from schemas.parse import DERIVATIONS
-
-    mapped = set(source.columns.values())
-    for field, how in source.derive.items():
-        known = DERIVATIONS.get(source.dataset, {}).get(field, {})
-        if how not in known:
-            offered = [f"{f}: {h}" for f, ways in DERIVATIONS.get(source.dataset, {}).items() for h in ways]
-            raise ValueError(f"sources.{name}.derive.{field}: {how!r} is not a derivation of {source.dataset} "
-                             f"(known: {', '.join(offered) or 'none'})")
-        missing = [needed for needed in known[how] if needed not in mapped]
-        if missing:
-            raise ValueError(f"sources.{name}.derive.{field}: {how} needs the field(s) {missing} mapped in columns")
 
 
 def _expand_env(node: object) -> object:
@@ -567,7 +491,12 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_region(path: str | os.PathLike[str]) -> Region:
-    """Read and validate a region YAML; raise RegionConfigError naming the file and every bad key."""
+    """Read and validate a region YAML; raise RegionConfigError naming the file and every bad key.
+
+    This checks the file on its own; whether its mappings fit the canonical datasets (fields, codes,
+    derivations, school files) is the contract's question: ``schemas.region_contract.load_checked_region``
+    asks both, as the code location and the ``swv`` commands do.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -587,18 +516,7 @@ def load_region(path: str | os.PathLike[str]) -> Region:
     except ValidationError as exc:
         problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
         raise RegionConfigError(f"{path}: invalid region configuration:\n{problems}") from None
-    if region.school_registry:
-        region = region.model_copy(update={"school_registry": _registry_files(path, region.school_registry)})
+    if region.school_registry:  # relative to the region file's folder
+        files = [str((path.parent / name).resolve()) for name in region.school_registry]
+        region = region.model_copy(update={"school_registry": files})
     return region
-
-
-def _registry_files(region_path: Path, files: list[str]) -> list[str]:
-    """The region's own school files as absolute paths (relative ones from the region file's folder), each usable."""
-    from schemas.codelists import SchoolRegistryError, known_schools
-
-    resolved = [str((region_path.parent / name).resolve()) for name in files]
-    try:
-        known_schools(resolved)
-    except SchoolRegistryError as exc:
-        raise RegionConfigError(f"{region_path}: school_registry: {exc}") from None
-    return resolved

@@ -18,7 +18,7 @@ import yaml
 
 from pipelines import cli
 from pipelines.commands.night import LOCAL_INSTANCE, ensure_dagster_home
-from settings.region import load_region
+from schemas.region_contract import load_checked_region
 
 CALLS: list[list[str]] = []
 
@@ -69,7 +69,7 @@ def test_an_unknown_command_exits_2_with_a_suggestion(capsys):
 def test_init_writes_a_region_file_that_validates_for_an_swv_in_three_other_provinces(tmp_path, capsys):
     output = tmp_path / "vo2507.yaml"
     assert cli.main(["init", "--swv", "VO2507", "--output", str(output)]) == 0
-    region = load_region(output)
+    region = load_checked_region(output)
     assert sorted(region.gemeente_codes) == ["GM0209", "GM0225", "GM0252", "GM0268", "GM0296", "GM0668", "GM0893",
                                              "GM0907", "GM0944", "GM1945", "GM1982"]
     assert region.calendar.holiday_region == "zuid"

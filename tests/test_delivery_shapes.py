@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from schemas.validate import validate_dataset
-from settings.region import RegionConfigError, load_region
+from schemas.region_contract import load_checked_region
+from settings.region import RegionConfigError
+
 from tests.conftest import DEMO_REGION
 from tests.test_rules import BASELINE, EVALUATION_DATE, raw_frame
 
@@ -23,7 +25,7 @@ def _region(tmp_path: Path, change) -> Path:
 
 
 def _validate(dataset: str, rows: list[dict], region_path: Path):
-    return validate_dataset(dataset, raw_frame(dataset, rows), load_region(region_path),
+    return validate_dataset(dataset, raw_frame(dataset, rows), load_checked_region(region_path),
                             evaluation_date=EVALUATION_DATE)
 
 
@@ -80,7 +82,7 @@ def test_an_opp_instemming_delivered_as_yes_no_is_read(tmp_path):
 ])
 def test_labels_onto_a_value_outside_the_list_are_refused_when_the_region_loads(tmp_path, change, key):
     with pytest.raises(RegionConfigError, match=key):
-        load_region(_region(tmp_path, change))
+        load_checked_region(_region(tmp_path, change))
 
 
 # -- the VVA application date derived from the first status --------------------------------------
@@ -128,7 +130,7 @@ def test_a_record_without_an_application_gets_no_application_date(tmp_path):
 ])
 def test_an_unknown_derivation_is_refused_when_the_region_loads(tmp_path, derive, message):
     with pytest.raises(RegionConfigError, match=message):
-        load_region(_region(tmp_path, lambda raw: raw["sources"]["mbo_vva"].update(derive=derive)))
+        load_checked_region(_region(tmp_path, lambda raw: raw["sources"]["mbo_vva"].update(derive=derive)))
 
 
 def test_a_derivation_needs_the_fields_it_reads_mapped(tmp_path):
@@ -137,7 +139,7 @@ def test_a_derivation_needs_the_fields_it_reads_mapped(tmp_path):
         del raw["sources"]["mbo_vva"]["columns"]["datumStatus"]
 
     with pytest.raises(RegionConfigError, match=r"first_status_date needs the field\(s\) \['status_datum'\] mapped"):
-        load_region(_region(tmp_path, without_status_date))
+        load_checked_region(_region(tmp_path, without_status_date))
 
 
 # -- weekly scheduled hours ---------------------------------------------------------------------------

@@ -578,7 +578,7 @@ def test_a_region_with_other_alert_thresholds_is_refused_rather_than_given_a_wro
 def elsewhere(tmp_path_factory) -> Generated:
     """SWV VO2507 (Nijmegen, Land van Cuijk, north Limburg) as `swv init` writes it, with three delivery shapes:
     support levels as labels, a VVA status history without application dates, weekly scheduled hours."""
-    from settings.onboarding import starter_region_yaml, swv_area
+    from schemas.onboarding import starter_region_yaml, swv_area
 
     root = tmp_path_factory.mktemp("vo2507")
     raw = yaml.safe_load(starter_region_yaml(swv_area("VO2507")))
@@ -614,7 +614,7 @@ def test_a_region_elsewhere_gets_its_own_real_schools(elsewhere):
 def test_pupils_live_in_every_municipality_of_the_region_merged_ones_included(elsewhere):
     enrolled = _files(elsewhere, "vo_inschrijvingen")
     assert set(elsewhere.region.gemeente_codes) <= set(enrolled.woongemeente_code)
-    from settings.onboarding import pc4_municipalities
+    from schemas.onboarding import pc4_municipalities
 
     areas = pc4_municipalities()
     cuijk = set(areas.pc4[areas.gemeentecode == "GM1982"])  # Land van Cuijk: five municipalities of 2015

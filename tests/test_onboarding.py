@@ -7,8 +7,8 @@ import pandas as pd
 import yaml
 
 from pipelines.definitions import build_definitions
+from schemas.region_contract import load_checked_region
 from schemas.validate import validate_dataset
-from settings.region import load_region
 from tests.conftest import DEMO_REGION
 
 # Coevorden exports its waitlist as Latin-1, tab-separated, d/m/yyyy dates, its own column names,
@@ -59,7 +59,7 @@ def test_a_sixth_municipality_is_onboarded_purely_through_yaml(tmp_path, var_dir
     assert len(raw) == 3
     assert set(raw["source_id"]) == {"wachtlijst_coevorden"}
 
-    outcome = validate_dataset("youth_care_waitlist", raw, load_region(region_path),
+    outcome = validate_dataset("youth_care_waitlist", raw, load_checked_region(region_path),
                                evaluation_date=pd.Timestamp("2026-10-05").date())
     assert len(outcome.valid) == 2
     assert outcome.valid["verwijzer"].tolist() == ["02", "03"]

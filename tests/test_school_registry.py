@@ -9,7 +9,9 @@ import yaml
 
 from schemas.codelists import SchoolRegistryError, known_schools, read_school_registry, school_names
 from schemas.validate import validate_dataset
-from settings.region import RegionConfigError, load_region
+from schemas.region_contract import load_checked_region
+from settings.region import RegionConfigError
+
 from tests.conftest import DEMO_REGION
 from tests.test_rules import BASELINE, EVALUATION_DATE, raw_frame
 
@@ -43,7 +45,7 @@ def test_the_national_registry_knows_schools_in_every_province():
 
 def test_a_school_outside_drenthe_and_overijssel_passes_known_school():
     row = BASELINE["vo_enrolment"] | {"vo_brin6": NIJMEGEN_VO}
-    result = validate_dataset("vo_enrolment", raw_frame("vo_enrolment", [row]), load_region(DEMO_REGION),
+    result = validate_dataset("vo_enrolment", raw_frame("vo_enrolment", [row]), load_checked_region(DEMO_REGION),
                               evaluation_date=EVALUATION_DATE)
     assert result.rejects.empty and len(result.valid) == 1
 
@@ -77,7 +79,7 @@ def test_an_older_duo_export_with_a_two_digit_vestigingsnummer_is_joined_to_its_
 
 def test_a_region_naming_its_own_duo_file_checks_school_codes_against_it(tmp_path):
     _duo_export(tmp_path / "regions" / "duo" / "vestigingen.csv", [("99ZZ00", "Nieuwe School")])
-    region = load_region(_region_with_registry(tmp_path, "duo/vestigingen.csv"))
+    region = load_checked_region(_region_with_registry(tmp_path, "duo/vestigingen.csv"))
     assert region.school_registry == [str((tmp_path / "regions" / "duo" / "vestigingen.csv").resolve())]
 
     rows = [BASELINE["vo_enrolment"] | {"vo_brin6": "99ZZ00"}, BASELINE["vo_enrolment"] | {"vo_brin6": HOOGEVEEN_VO}]
@@ -89,7 +91,7 @@ def test_a_region_naming_its_own_duo_file_checks_school_codes_against_it(tmp_pat
 
 def test_a_missing_registry_file_is_named_when_the_region_loads(tmp_path):
     with pytest.raises(RegionConfigError, match=r"school_registry: .*nergens\.csv: cannot read"):
-        load_region(_region_with_registry(tmp_path, ["nergens.csv"]))
+        load_checked_region(_region_with_registry(tmp_path, ["nergens.csv"]))
 
 
 def test_a_registry_without_a_code_column_is_refused_with_its_header(tmp_path):

@@ -44,18 +44,11 @@ from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
 from schemas.validate import CELL_FLAGS, contract_violations
+from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name
 from settings.region import Region, Source
 
 OWNERS = ["team:datastewards"]
 RAW_GROUP = "bronnen"
-
-DATASET_DESCRIPTIONS = {
-    "po_transfers": "PO→VO transfers (overstapdossiers) from the PO school boards' LAS exports.",
-    "youth_care_waitlist": "Youth-care (jeugdhulp) waitlists, one delivery per municipality.",
-    "vo_enrolment": "VO enrolments (inschrijvingen) from each VO school location.",
-    "vo_absence": "Weekly absence per pupil from each VO school location.",
-    "mbo_outflow": "VO leavers and their MBO application status (VVA).",
-}
 
 
 def _invisible_free(name: str) -> str:
@@ -422,15 +415,15 @@ def _delivery_result(result: SourceIngest) -> dg.AssetCheckResult:
 
 def build_raw_assets(region: Region) -> list[dg.AssetsDefinition]:
     """One raw asset per canonical dataset that the region's YAML delivers."""
-    return [_raw_asset(region, dataset) for dataset in DATASET_DESCRIPTIONS if region.sources_for(dataset)]
+    return [_raw_asset(region, dataset) for dataset in DATASETS if region.sources_for(dataset)]
 
 
 def _raw_asset(region: Region, dataset: str) -> dg.AssetsDefinition:
-    key = dg.AssetKey(f"{dataset}_raw")
+    key = dg.AssetKey(raw_asset_name(dataset))
 
     @dg.asset(
         key=key,
-        description=f"Raw deliveries: {DATASET_DESCRIPTIONS[dataset]} Text values, canonical names, provenance.",
+        description=f"Raw deliveries: {DATASET_INFO[dataset].description} Text values, canonical names, provenance.",
         group_name=RAW_GROUP,
         owners=OWNERS,
         kinds=_kinds(region, dataset),

@@ -44,9 +44,9 @@ from connectors.monitor_store import MonitorStore
 from connectors.outbox import Outbox, WrittenFolder, write_folder
 from connectors.pupil_store import pupils_as_of
 from schemas.codelists import cluster_institutions, school_registry
+from settings.datasets import DATASETS as REGISTERED_DATASETS
 from settings.region import Region
 
-DATASETS = ("po_transfers", "vo_enrolment", "vo_absence", "mbo_outflow", "youth_care_waitlist")
 LINKED = ("po_transfers", "vo_enrolment", "mbo_outflow", "youth_care_waitlist")  # what link_pupils reads
 _IDENTITY = ["source_id", "bsn", "onderwijsnummer", "geboortedatum", "woongemeente_code", "buiten_regio"]
 # What the monitor reads of each dataset (the linkage and the alert rules included, and the source for
@@ -63,6 +63,8 @@ FIELDS = {
     "youth_care_waitlist": [*_IDENTITY, "productcategorie", "aanmelddatum", "besluitdatum", "intakedatum",
                             "startdatum", "einddatum", "reden_beeindiging"],
 }
+DATASETS = tuple(FIELDS)  # every dataset of settings.datasets, in the order the monitor reads them
+assert set(DATASETS) == set(REGISTERED_DATASETS)
 REPORT_FOLDER = "monitor"
 
 

@@ -47,6 +47,7 @@ from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.monitor_store import MonitorStore
 from connectors.outbox import Outbox, sha256, table_files, write_folder
 from connectors.region_config import RegionConfig
+from settings.datasets import raw_asset_name
 from settings.region import JumpCheck
 
 GROUP = "monitor"
@@ -146,7 +147,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
     settings = settings or ExportSettings()
     key = dg.AssetKey("monitor_indicators")
     dataset_ins = {name: dg.AssetIn(metadata={"columns": FIELDS[name]}) for name in DATASETS}
-    raw_ins = {f"{name}_raw": dg.AssetIn(metadata={"columns": ["source_id"]}) for name in DATASETS}
+    raw_ins = {raw_asset_name(name): dg.AssetIn(metadata={"columns": ["source_id"]}) for name in DATASETS}
 
     @dg.asset(
         name="monitor_indicators",
@@ -176,7 +177,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
         store = MonitorStore(engine)
         store.create()
         stale = list(stale_sources(context)) if stale_sources else []
-        deliveries = deliveries_tonight({name: frames[f"{name}_raw"] for name in DATASETS}, datasets, stale,
+        deliveries = deliveries_tonight({name: frames[raw_asset_name(name)] for name in DATASETS}, datasets, stale,
                                         list(region.sources))
         facts = NightFacts(night, known_on(datasets, night), residence_of(pupils),
                            open_thuiszitter_alerts(thuiszitter_alerts),

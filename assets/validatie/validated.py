@@ -20,13 +20,14 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.bronnen.ingest import DATASET_DESCRIPTIONS, OWNERS
+from assets.bronnen.ingest import OWNERS
 from assets.metadata import column_schema, preview_markdown
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
 from schemas.datasets import canonical_fields
 from schemas.validate import ValidationResult, validate_dataset
+from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name, validated_asset_name
 from settings.region import Region
 
 VALIDATED_GROUP = "validatie"
@@ -49,18 +50,18 @@ def _unknown_codes_markdown(result: ValidationResult) -> str:
 
 
 def build_validated_assets(region: Region) -> list[dg.AssetsDefinition]:
-    return [_validated_asset(dataset) for dataset in DATASET_DESCRIPTIONS if region.sources_for(dataset)]
+    return [_validated_asset(dataset) for dataset in DATASETS if region.sources_for(dataset)]
 
 
 def _validated_asset(dataset: str) -> dg.AssetsDefinition:
-    key = dg.AssetKey(dataset)
-    raw_key = dg.AssetKey(f"{dataset}_raw")
+    key = dg.AssetKey(validated_asset_name(dataset))
+    raw_key = dg.AssetKey(raw_asset_name(dataset))
     text_fields = {name for name, column in canonical_fields(dataset).items() if str(column.dtype).startswith("str")}
 
     @dg.asset(
         key=key,
         ins={"raw": dg.AssetIn(raw_key)},
-        description=f"Validated: {DATASET_DESCRIPTIONS[dataset]} Typed, checked rows; rejects in the quarantine table.",
+        description=f"Validated: {DATASET_INFO[dataset].description} Typed, checked rows; rejects in the quarantine table.",
         group_name=VALIDATED_GROUP,
         owners=OWNERS,
         kinds={"pandas", "pandera", "parquet"},

@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from schemas.region_contract import load_checked_region
 from settings.paths import region_file
-from settings.region import Region, RegionConfigError, load_region
+from settings.region import Region, RegionConfigError
 
 
 def say(message: str) -> None:
@@ -25,7 +26,7 @@ def region_or_report(path: Path | None) -> tuple[Path, Region | None]:
     """The region file given (or the default) and its validated contents; None after printing why not."""
     path = Path(path or region_file())
     try:
-        return path, load_region(path)
+        return path, load_checked_region(path)
     except RegionConfigError as error:
         print(f"The region file is not valid.\n{error}", file=sys.stderr)
         return path, None

@@ -4,7 +4,7 @@
 
 Its municipalities from the regeling (merged ones mapped onto today's), its holiday region, its
 schools from the national registry and one source block per expected delivery, so a new SWV starts
-from a file that validates (``settings.onboarding``). What it had to guess is marked CHECK.
+from a file that validates (``schemas.onboarding``). What it had to guess is marked CHECK.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from schemas.region_contract import load_checked_region
 from settings.paths import PROJECT_ROOT
-from settings.region import RegionConfigError, load_region
+from settings.region import RegionConfigError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from settings.onboarding import UnknownSwvError, starter_region_yaml, swv_area
+    from schemas.onboarding import UnknownSwvError, starter_region_yaml, swv_area
 
     args = parser().parse_args(argv)
     try:
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(starter_region_yaml(area), encoding="utf-8")
     try:
-        region = load_region(output)
+        region = load_checked_region(output)
     except RegionConfigError as error:  # the tables produced something the model refuses: a bug, say so plainly
         print(f"swv init: the written file does not validate (please report this):\n{error}", file=sys.stderr)
         return 1

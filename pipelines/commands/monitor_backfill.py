@@ -31,8 +31,9 @@ from connectors.lake import read_asset
 from connectors.monitor_store import MonitorStore
 from connectors.outbox import Outbox
 from connectors.warehouse import WAREHOUSE_URL_ENV, create_engine
+from schemas.region_contract import load_checked_region
 from settings.paths import region_file, var_layout
-from settings.region import RegionConfigError, load_region
+from settings.region import RegionConfigError
 
 
 def _say(message: str) -> None:
@@ -83,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        region = load_region(args.region or region_file())
+        region = load_checked_region(args.region or region_file())
     except RegionConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
