@@ -25,17 +25,16 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from connectors.files import SourceFiles
 from connectors.lake import RawSnapshots
 from connectors.region_config import RegionConfig
+from settings.constants import AMSTERDAM, TIMEZONE
 from settings.datasets import raw_asset_name
 from settings.region import FileLocation, Region, Source
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 FRESHNESS_JOB = "source_freshness"
 FRESHNESS_CRON = "0 7 * * *"  # after the night (02:00), before the stewards start their day
 NIGHT_TIME = dt.time(2, 0)  # the moment a replayed night is judged at: when the nightly job starts
@@ -242,7 +241,7 @@ def build_freshness_job_and_schedule(checks: list[dg.AssetChecksDefinition]):
         name=f"{FRESHNESS_JOB}_schedule",
         job=job,
         cron_schedule=FRESHNESS_CRON,
-        execution_timezone="Europe/Amsterdam",
+        execution_timezone=TIMEZONE,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="07:00 Europe/Amsterdam: mark sources and municipalities whose delivery is late as stale.",
     )

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from settings.constants import TIMEZONE
 from settings.datasets import raw_asset_name
 
 NIGHTLY_CRON = "0 2 * * *"
-TIMEZONE = "Europe/Amsterdam"
 
 WAITLIST_ASSET = dg.AssetKey(raw_asset_name("youth_care_waitlist"))
 EXPORT_ASSET = dg.AssetKey("municipal_exports")

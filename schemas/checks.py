@@ -28,6 +28,7 @@ from pandera.extensions import register_check_method
 
 from schemas.codelists import ADVICE_RANK, canonical_codes, known_schools
 from schemas.frames import per_distinct
+from settings.constants import TIMEZONE
 
 # Every rule name a quarantine entry can carry (docs/validation.md explains each one).
 RULES = (
@@ -221,7 +222,7 @@ def not_in_future(frame: pd.DataFrame, *, column: str, evaluation_date: dt.date)
     """
     # A frame holds a handful of deliveries: convert each distinct fetched_at once.
     codes, moments = pd.factorize(frame["fetched_at"])
-    days = pd.to_datetime(pd.Series(moments, dtype="str"), utc=True, format="ISO8601").dt.tz_convert("Europe/Amsterdam")
+    days = pd.to_datetime(pd.Series(moments, dtype="str"), utc=True, format="ISO8601").dt.tz_convert(TIMEZONE)
     cutoffs = days.dt.tz_localize(None).dt.normalize().clip(upper=pd.Timestamp(evaluation_date)).to_numpy()
     cutoff = pd.Series(cutoffs[codes], index=frame.index)
     return ~(frame[column] > cutoff)

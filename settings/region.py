@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from settings.constants import AMSTERDAM
 from settings.datasets import DATASETS, RAW_RETENTION_YEARS, Dataset  # noqa: F401  (DATASETS: read from here too)
 
 GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, docs/domain.md §1 and §3
@@ -458,9 +459,7 @@ class Region(_Strict):
     def evaluation_date(self) -> dt.date:
         if self.reference_date is not None:
             return self.reference_date
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+        return dt.datetime.now(AMSTERDAM).date()
 
 
 def _expand_env(node: object) -> object:

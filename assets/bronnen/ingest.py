@@ -44,10 +44,10 @@ from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
 from schemas.validate import CELL_FLAGS, contract_violations
+from settings.constants import DATA_STEWARDS
 from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name
 from settings.region import Region, Source
 
-OWNERS = ["team:datastewards"]
 RAW_GROUP = "bronnen"
 
 
@@ -425,7 +425,7 @@ def _raw_asset(region: Region, dataset: str) -> dg.AssetsDefinition:
         key=key,
         description=f"Raw deliveries: {DATASET_INFO[dataset].description} Text values, canonical names, provenance.",
         group_name=RAW_GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds=_kinds(region, dataset),
         # Partner APIs share one concurrency pool, so a deployment can cap the load on partners.
         pool="partner_api" if any(s.location.kind == "http" for s in region.sources_for(dataset).values()) else None,

@@ -48,9 +48,9 @@ from connectors.outbox import Outbox, WrittenFolder, sha256, write_folder
 from connectors.region_config import RegionConfig
 from connectors.secrets import ExportKeyMissing, ExportKeys
 from connectors.upload import ExportUploads, UploadError, UploadTarget
+from settings.constants import DATA_STEWARDS
 from settings.region import EXPORT_FORMATS, Exports, RetentionPeriods
 
-OWNERS = ["team:datastewards"]
 GROUP = "gemeenten"
 EXPORTS_FOLDER = "gemeenten"
 MANIFEST = "manifest.json"
@@ -223,7 +223,7 @@ def build_export_assets(
             "published as it is (docs/exports.md)."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"pandas", "parquet"},
         io_manager_key="lake_io_manager",
         ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),
@@ -295,7 +295,7 @@ def build_export_assets(
             "Each municipality succeeds or fails on its own (check export_{GMcode})."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"pandas", *exports.formats},
         metadata={"grondslag": dg.MetadataValue.json(dict(settings.grondslag)),
                   "formats": dg.MetadataValue.json(list(exports.formats)),

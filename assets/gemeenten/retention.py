@@ -33,9 +33,9 @@ from connectors.export_log import HasEngine
 from connectors.lake import RawSnapshots
 from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
+from settings.constants import DATA_STEWARDS
 from settings.region import RetentionPeriods
 
-OWNERS = ["team:datastewards"]
 GROUP = "gemeenten"
 
 
@@ -148,7 +148,7 @@ def build_retention_asset(periods: RetentionPeriods | None = None,
             "reports what it removed: paths and counts, no content."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"python", "parquet", "sql"},
         metadata={"periods": dg.MetadataValue.json(periods.model_dump())},
     )

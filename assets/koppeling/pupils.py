@@ -7,11 +7,11 @@ import hashlib
 import dagster as dg
 import pandas as pd
 
-from assets.bronnen.ingest import OWNERS
 from assets.koppeling.linkage import link_pupils
 from connectors.pupil_store import record_pupils
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
+from settings.constants import DATA_STEWARDS
 
 LINKAGE_GROUP = "koppeling"
 
@@ -31,11 +31,11 @@ def conflict_rejects(conflicts: pd.DataFrame) -> pd.DataFrame:
         "pupils": dg.AssetOut(
             description="One row per pupil identity (BSN, else onderwijsnummer; never by name) with current "
                         "residence, school and level; history with validity periods in the warehouse.",
-            group_name=LINKAGE_GROUP, owners=OWNERS, kinds={"pandas", "sql"}, io_manager_key="lake_io_manager"),
+            group_name=LINKAGE_GROUP, owners=DATA_STEWARDS, kinds={"pandas", "sql"}, io_manager_key="lake_io_manager"),
         "pupil_conflicts": dg.AssetOut(
             description="Identities with contradictory facts (two birth dates, two schools on one day); left out "
                         "of every output and quarantined with the reason.",
-            group_name=LINKAGE_GROUP, owners=OWNERS, kinds={"pandas"}, io_manager_key="lake_io_manager"),
+            group_name=LINKAGE_GROUP, owners=DATA_STEWARDS, kinds={"pandas"}, io_manager_key="lake_io_manager"),
     },
 )
 def linked_pupils(

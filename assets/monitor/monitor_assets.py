@@ -47,11 +47,11 @@ from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.monitor_store import MonitorStore
 from connectors.outbox import Outbox, sha256, table_files, write_folder
 from connectors.region_config import RegionConfig
+from settings.constants import DATA_STEWARDS
 from settings.datasets import raw_asset_name
 from settings.region import JumpCheck
 
 GROUP = "monitor"
-OWNERS = ["team:datastewards"]
 JUMP_CHECK = "indicator_jumps"
 PREVIEW_ROWS = ("absoluut_verzuim", "langdurig_relatief_verzuim", "thuiszitters", "relatief_verzuim", "vrijstellingen")
 StaleSources = Callable[[dg.AssetExecutionContext], Sequence[str]]
@@ -157,7 +157,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
             "(region, municipality, outside) and category, kept per night in the warehouse table monitor_indicators."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"pandas", "sql"},
         io_manager_key="lake_io_manager",
         ins={**dataset_ins, **raw_ins,
@@ -217,7 +217,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
             "the same figures as monitor.xlsx and monitor.csv; counts of 1 to 5 suppressed (docs/monitor.md)."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"html", "xlsx", "csv"},
         deps=[key],
     )
@@ -254,7 +254,7 @@ def build_monitor_assets(*, stale_sources: StaleSources | None = None,
             "{schooljaar}/ (docs/monitor.md)."
         ),
         group_name=GROUP,
-        owners=OWNERS,
+        owners=DATA_STEWARDS,
         kinds={"pandas", "csv", "xlsx"},
         ins={"vo_enrolment": dg.AssetIn(metadata={"columns": FIELDS["vo_enrolment"]}),
              "pupils": dg.AssetIn(metadata={"columns": ["pupil_key", "woongemeente_code"]})},

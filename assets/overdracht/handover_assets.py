@@ -39,8 +39,8 @@ from connectors.outbox import Outbox, rendered_in_order, table_files, write_fold
 from connectors.region_config import RegionConfig
 from connectors.xlsx import Print
 from schemas.vocabulary import names_of
+from settings.constants import DATA_STEWARDS
 
-OWNERS = ["team:datastewards"]
 GROUP = "overdracht"
 PO_VO = ("overdracht", "po-vo")
 VO_MBO = ("overdracht", "vo-mbo")
@@ -169,7 +169,7 @@ def handover_metadata(handover: Handover, deliveries: pd.DataFrame, outbox: Outb
         "(docs/domain.md §2.1, §2.4, §7). The output lists the delivered files (codes, rows, sha256), no pupils."
     ),
     group_name=GROUP,
-    owners=OWNERS,
+    owners=DATA_STEWARDS,
     kinds={"xlsx", "csv"},
     io_manager_key="lake_io_manager",
 )
@@ -205,7 +205,7 @@ def po_vo_handovers(
         "(codes, rows, sha256), no pupils."
     ),
     group_name=GROUP,
-    owners=OWNERS,
+    owners=DATA_STEWARDS,
     kinds={"xlsx", "csv"},
     io_manager_key="lake_io_manager",
     ins={"vo_absence": dg.AssetIn(metadata={"columns": list(ABSENCE_COLUMNS)})},

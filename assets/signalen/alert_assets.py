@@ -38,13 +38,13 @@ from connectors.outbox import Outbox
 from connectors.region_config import RegionConfig
 from connectors.secrets import AlertSalt, SecretMissing
 from schemas.frames import select_rows
+from settings.constants import THUISZITTER_COORDINATOR
 from settings.region import Region
 from schemas.vocabulary import ALERT_STATUS_LABELS
 
 ALERT_ID_LENGTH = 20  # hex characters: 80 bits
 REOPEN_WITHIN_DAYS = 28
 
-OWNERS = ["team:thuiszittercoordinator"]
 GROUP = "signalen"
 
 NIGHT_COLUMNS = ("alert_id", "status", "pupil_key", "reason", "category", "woongemeente_code", "buiten_regio",
@@ -244,7 +244,7 @@ def alert_metadata(alerts: pd.DataFrame, transitions: dict[str, int], *, replaye
         "coordinator and each municipality under signalen/{datum}/ in the outbox."
     ),
     group_name=GROUP,
-    owners=OWNERS,
+    owners=THUISZITTER_COORDINATOR,
     kinds={"pandas", "xlsx", "csv"},
     io_manager_key="lake_io_manager",
     ins={"vo_absence": dg.AssetIn(metadata={"columns": [*KEY_FIELDS, *ABSENCE_FIELDS]}),

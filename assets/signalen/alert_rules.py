@@ -27,9 +27,9 @@ import pyarrow as pa
 from assets.koppeling.linkage import KEY_FIELDS, PupilIndex
 from schemas.frames import select_rows
 from schemas.vocabulary import VVA_LABELS, labelled
+from settings.constants import TIMEZONE
 from settings.region import AlertThresholds, Calendar
 
-TIMEZONE = "Europe/Amsterdam"
 _EPOCH_MONDAY = np.datetime64("1970-01-05", "D")  # the first Monday of 1970
 SWV = "SWV"
 DOORSTROOMPUNT = "DOORSTROOMPUNT"  # both a category and, for its rows, the reason (docs/alerts.md)

@@ -20,13 +20,13 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.bronnen.ingest import OWNERS
 from assets.metadata import column_schema, preview_markdown
 from connectors.region_config import RegionConfig
 from connectors.warehouse import Warehouse
 from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
 from schemas.datasets import canonical_fields
 from schemas.validate import ValidationResult, validate_dataset
+from settings.constants import DATA_STEWARDS as OWNERS
 from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name, validated_asset_name
 from settings.region import Region
 
