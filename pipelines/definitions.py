@@ -17,6 +17,7 @@ import dagster as dg
 from assets.signalen.alert_assets import thuiszitter_alerts
 from assets.gemeenten.export_assets import build_export_assets
 from assets.overdracht.handover_assets import po_vo_handovers, vo_mbo_handovers
+from assets.bronnen.freshness import build_freshness_checks, freshness_moment, stale_sources
 from assets.bronnen.ingest import build_raw_assets
 from assets.koppeling.pupils import linked_pupils
 from assets.monitor.indicators import settings_problems
@@ -34,7 +35,7 @@ from connectors.secrets import AlertSalt, ExportKeys
 from connectors.upload import ExportUploads
 from connectors.warehouse import Warehouse
 from pipelines.executors import nightly_executor
-from pipelines.freshness import build_freshness_checks, build_freshness_job_and_schedule, freshness_moment, stale_sources
+from pipelines.freshness import build_freshness_job_and_schedule
 from pipelines.jobs import build_jobs_and_schedules
 from pipelines.sensors import (build_delivery_sensor, check_failure_notification, held_back_notification,
                                run_failure_notification)

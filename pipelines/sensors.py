@@ -40,7 +40,7 @@ import dagster as dg
 
 from connectors.files import SourceFiles
 from connectors.notify import Notifier
-from pipelines.freshness import delivered_files
+from assets.bronnen.freshness import delivered_files
 from settings.region import Region
 
 DELIVERY_SENSOR = "delivery_sensor"

@@ -11,16 +11,10 @@ import dagster as dg
 import pytest
 import yaml
 
+from assets.bronnen.freshness import Folders, build_freshness_checks, freshness_moment, stale_sources
 from connectors.lake import KeptDelivery, RawSnapshots
 from pipelines.definitions import build_definitions
-from pipelines.freshness import (
-    FRESHNESS_JOB,
-    Folders,
-    build_freshness_checks,
-    build_freshness_job_and_schedule,
-    freshness_moment,
-    stale_sources,
-)
+from pipelines.freshness import FRESHNESS_JOB, build_freshness_job_and_schedule
 from settings.paths import var_layout
 from settings.region import load_region
 from tests.conftest import DEMO_REGION
