@@ -19,16 +19,10 @@ from hypothesis import strategies as st
 
 from assets.signalen.alert_rules import REASONS
 from assets.gemeenten.export_assets import write_export
-from assets.gemeenten.exports import (
-    AGGREGATES,
-    MONITORING_COLUMNS,
-    ExportInputs,
-    ExportSettings,
-    hmac_sha256,
-    municipal_export,
-    pseudonymise,
-    resident_facts,
-)
+from assets.gemeenten.export_settings import ExportSettings
+from assets.gemeenten.pseudonyms import pseudonymise
+from assets.gemeenten.published_tables import AGGREGATES, MONITORING_COLUMNS, municipal_export
+from assets.gemeenten.resident_facts import ExportInputs, resident_facts
 from connectors.outbox import Outbox, csv_bytes, neutralise, rendered_in_order
 from settings.region import load_region
 from tests.conftest import DEMO_REGION, PROJECT
@@ -332,12 +326,14 @@ def test_the_pseudonym_is_an_hmac_of_the_pupil_key_never_the_bsn_itself():
 
 
 @pytest.mark.parametrize("key_length", [1, 32, 63, 64, 65, 200])
-def test_the_pseudonym_hmac_equals_the_standard_librarys_for_every_key_length(key_length):
-    """``hmac_sha256`` hashes the key's pads once; keys up to, at and beyond SHA-256's 64-byte block."""
+def test_the_pseudonym_is_the_hmac_sha256_of_the_pupil_key_in_hex_for_every_key_length(key_length):
+    """Keys up to, at and beyond SHA-256's 64-byte block; text as UTF-8; no key, no pseudonym."""
     key = bytes(range(key_length))
-    digest = hmac_sha256(key)
-    for message in (b"", b"bsn:111222333", "onr:101234567 é".encode(), b"x" * 300):
-        assert digest(message) == hmac.digest(key, message, "sha256")
+    messages = ["", "bsn:111222333", "onr:101234567 é", "x" * 300]
+    pseudonyms = pseudonymise(pd.Series([*messages, None], dtype="str"), key)
+    assert pseudonyms.iloc[:-1].tolist() == [hmac.new(key, m.encode("utf-8"), hashlib.sha256).hexdigest()
+                                             for m in messages]
+    assert pd.isna(pseudonyms.iloc[-1])
 
 
 def test_the_manifest_shows_when_the_key_changed_without_revealing_it():
@@ -515,7 +511,7 @@ def test_the_manifest_carries_period_legal_basis_and_stale_sources():
 
 
 def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published_cell():
-    from assets.gemeenten.exports import leaked_identifiers
+    from assets.gemeenten.identifier_leaks import leaked_identifiers
 
     region = REGION_POOL[:2]
     inputs = build_inputs([Pupil(home=g, by_bsn=i % 2 == 0) for i, g in enumerate(list(region) * 3)], region)
@@ -545,7 +541,7 @@ def test_the_privacy_guard_finds_every_kind_of_identifier_planted_in_a_published
 
 def test_the_privacy_guard_finds_a_bsn_that_became_a_number():
     """A BSN in a numeric column (as a float it would print as 123456782.0) is still the BSN."""
-    from assets.gemeenten.exports import leaked_identifiers
+    from assets.gemeenten.identifier_leaks import leaked_identifiers
 
     inputs = build_inputs([Pupil(home="GM0118"), Pupil(home="GM0118")], REGION_POOL[:1])
     export = export_for(inputs, "GM0118")
@@ -555,7 +551,7 @@ def test_the_privacy_guard_finds_a_bsn_that_became_a_number():
 
 
 def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birth_date_passes():
-    from assets.gemeenten.exports import leaked_identifiers
+    from assets.gemeenten.identifier_leaks import leaked_identifiers
 
     inputs = build_inputs([Pupil(home="GM0118")], REGION_POOL[:1])
     export = export_for(inputs, "GM0118")
@@ -565,7 +561,7 @@ def test_the_privacy_guard_refuses_a_date_column_and_a_date_that_is_nobodys_birt
 
 def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_export():
     """``export_facts`` computes the facts of every resident once; each municipality's export selects its own."""
-    from assets.gemeenten.exports import export_from_facts
+    from assets.gemeenten.published_tables import export_from_facts
 
     region = REGION_POOL[:3]
     pupils = [Pupil(home=g, age=11 + i % 8, wait=("wacht", "in zorg", "geen")[i % 3], po=i % 2 == 0,

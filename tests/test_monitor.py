@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.gemeenten.exports import SECONDARY_CELL, SMALL_CELL, WITHHELD_CELL, ExportSettings
+from assets.gemeenten.export_settings import ExportSettings
+from assets.gemeenten.suppression import SECONDARY_CELL, SMALL_CELL, WITHHELD_CELL
 from assets.monitor.indicators import (
     INDICATORS,
     NOT_RECONSTRUCTABLE,

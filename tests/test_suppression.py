@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.gemeenten.exports import (
+from assets.gemeenten.suppression import (
     SECONDARY_CELL,
     SMALL_CELL,
     WITHHELD_CELL,

@@ -30,18 +30,10 @@ from pydantic import Field
 
 from assets.signalen.alert_rules import ABSENCE_FIELDS
 from assets.koppeling.linkage import KEY_FIELDS
-from assets.gemeenten.exports import (
-    GUARDED_IDENTIFIERS,
-    MONITORING_COLUMNS,
-    RESIDENT_FIELDS,
-    ColumnDoc,
-    ExportInputs,
-    ExportSettings,
-    MunicipalExport,
-    export_from_facts,
-    leaked_identifiers,
-    resident_facts,
-)
+from assets.gemeenten.export_settings import ExportSettings
+from assets.gemeenten.identifier_leaks import GUARDED_IDENTIFIERS, leaked_identifiers
+from assets.gemeenten.published_tables import ColumnDoc, MONITORING_COLUMNS, MunicipalExport, export_from_facts
+from assets.gemeenten.resident_facts import ExportInputs, RESIDENT_FIELDS, resident_facts
 from assets.gemeenten.retention import build_retention_asset
 from connectors.export_log import ExportedFile, ExportLog, HasEngine
 from connectors.outbox import Outbox, WrittenFolder, sha256, write_folder

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from assets.gemeenten.exports import ExportSettings
+from assets.gemeenten.export_settings import ExportSettings
 from assets.koppeling.linkage import link_pupils
 from assets.monitor.indicators import (
     NOT_RECONSTRUCTABLE,

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from assets.gemeenten.exports import ExportSettings, ResidentKeys, absence_hours
+from assets.gemeenten.export_settings import ExportSettings
+from assets.gemeenten.resident_facts import ResidentKeys, absence_hours
 from assets.koppeling.linkage import enrolments_active_on, pupil_key
 from assets.overdracht.handover import cluster_number, consent_given
 from assets.signalen.alert_rules import SWV, as_dates, has_startkwalificatie, school_year_of

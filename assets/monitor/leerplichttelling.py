@@ -17,7 +17,7 @@ registered, art. 11 (vrijstelling van geregeld schoolbezoek), luxe verzuim, and 
 pipeline's first night.
 
 Two tables per municipality: the exact counts, for its own report to OCW, and a public version with
-counts of 1 to 5 suppressed as in the exports (``assets.gemeenten.exports.suppressed_table``).
+counts of 1 to 5 suppressed as in the exports (``assets.gemeenten.suppression.suppressed_table``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from assets.gemeenten.exports import SECONDARY_CELL, SMALL_CELL, WITHHELD_CELL, suppressed_table
+from assets.gemeenten.suppression import SECONDARY_CELL, SMALL_CELL, WITHHELD_CELL, suppressed_table
 from assets.koppeling.linkage import pupil_key
 from assets.monitor.indicators import school_year_label, school_year_start, thuiszitter_duration_class
 from assets.signalen.alert_rules import as_dates

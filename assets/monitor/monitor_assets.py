@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 import pandas as pd
 
-from assets.gemeenten.exports import ExportSettings
+from assets.gemeenten.export_settings import ExportSettings
 from assets.monitor.history import (
     DATASETS,
     FIELDS,

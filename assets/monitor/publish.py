@@ -2,7 +2,7 @@
 
 The report goes beyond the SWV's staff (OPR, municipalities, the OOGO), so every count of 1 to 5
 pupils is hidden, and so is every number from which a hidden one could be worked out (docs/domain.md
-§7, §9 item 14). The suppression functions are the exports' own (``assets.gemeenten.exports``); here
+§7, §9 item 14). The suppression functions are the exports' own (``assets.gemeenten.suppression``); here
 they are applied per night to each count as a table of categories by area, with totals:
 
 - a count's categories add up to its total (category ``""``) and the municipalities and ``OVERIG``
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from assets.gemeenten.exports import (
+from assets.gemeenten.suppression import (
     SECONDARY_CELL,
     SMALL_CELL,
     WITHHELD_CELL,
