@@ -20,6 +20,13 @@ def pseudonymise(keys: pd.Series, key: bytes) -> pd.Series:
     Without the key the pseudonym cannot be traced back to a BSN, not even by hashing every possible
     BSN (there are only a billion), which is why a plain hash would not do.
     """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)  # the key's pads hashed once, copied per pupil
+
+    def digest(message: bytes, copy=keyed.copy) -> str:
+        mac = copy()
+        mac.update(message)
+        return mac.hexdigest()
+
     values = keys.to_numpy(dtype=object, na_value=None)
-    digests = [None if value is None else hmac.digest(key, value.encode("utf-8"), "sha256").hex() for value in values]
+    digests = [None if value is None else digest(value.encode("utf-8")) for value in values]
     return pd.Series(digests, index=keys.index, dtype="str")
