@@ -2,9 +2,8 @@
 
 Arrow's default on Linux is jemalloc, which hands freed pages back to the kernel soon and faults
 them in again on the next large allocation. The night allocates and frees frames of millions of
-rows step after step; on the national benchmark's largest validation (2.9 M absence rows) jemalloc
-took 7.1 s with 3.7 M page faults, the system allocator 5.9 s with 2.4 M, for about 5 % more peak
-memory. ``ARROW_DEFAULT_MEMORY_POOL`` still wins when it is set, so an operator can choose.
+rows step after step, and the system allocator spends less time in page faults for a little more
+peak memory (bench/README.md, "Design notes"). ``ARROW_DEFAULT_MEMORY_POOL`` still wins when it is set, so an operator can choose.
 """
 
 from __future__ import annotations

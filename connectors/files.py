@@ -110,7 +110,7 @@ class SourceFiles(dg.ConfigurableResource):
 
 
 def _read_csv(data: bytes, fmt: CsvFormat, name: str) -> pd.DataFrame:
-    """Parse with pyarrow (multi-threaded: a million rows in about a second) into text columns."""
+    """Parse with pyarrow (multi-threaded) into text columns."""
     _not_text(data, name, "CSV")
     utf8 = _as_utf8(data, fmt.encoding, name)
     if not utf8.strip():

@@ -107,7 +107,7 @@ class JsonApi(dg.ConfigurableResource):
             self._session = requests.Session()
             self._session.headers["Accept"] = "application/json"
             # The environment is read once per pull (``_proxies``), not by requests on every page: with
-            # trust_env it scans os.environ for proxy settings per request (0.5 s in 900 pages). What
+            # trust_env it scans os.environ for proxy settings on every request, a cost per page. What
             # trust_env gave besides the proxies is kept: a CA bundle from REQUESTS_CA_BUNDLE or
             # CURL_CA_BUNDLE; not ~/.netrc, whose credentials have no business with a partner API.
             self._session.trust_env = False

@@ -1,6 +1,6 @@
 """The lake: Parquet files under ``var/lake`` that carry bulk data between assets.
 
-Bulk data stays in Parquet (0.2 s per million rows); only what needs SQL goes to the warehouse.
+Bulk data stays in Parquet (fast to write and read whole); only what needs SQL goes to the warehouse.
 ``LakeIOManager`` stores each asset output as ``<root>/assets/<asset>/_all.parquet``.
 ``RawSnapshots`` keeps immutable raw snapshots, one per delivery, named by the delivery's sha256:
 ingesting the same delivery twice yields the same file, not duplicate rows; and per source the last
@@ -26,7 +26,7 @@ _UNPARTITIONED = "_all"
 
 def write_parquet(frame: pd.DataFrame, target: Path, *, scratch: Path | None = None) -> None:
     """Written whole and atomically. Without column statistics: lake files are read whole, and
-    min/max of every text column cost a quarter of the write (1.1 of 4.4 s per national night).
+    min/max of every text column were a large share of the write (bench/README.md, "Design notes").
 
     ``scratch``: the folder of the temporary file (``connectors.atomic.atomic_path``).
     """

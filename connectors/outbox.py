@@ -57,8 +57,8 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text that Excel would run as a formula with an apostrophe (OWASP CSV injection).
 
     Every formula start is one character, so a cell's first character is looked up among them
-    (Arrow, one pass): as fast as ``str.startswith`` on a large column, three times faster on the
-    small tables of a school's handover, where pandas' per-call overhead dominated.
+    (Arrow, one pass): as fast as ``str.startswith`` on a large column, and faster on the small
+    tables of a school's handover, where pandas' per-call overhead dominates.
     """
     out = frame.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     for column in out.columns:
@@ -97,7 +97,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 with BOM, ``;``, CRLF and decimal commas, as Dutch Excel opens it; text quoted, formula-like
     text neutralised.
 
-    Written by Arrow's CSV writer (several times faster than ``DataFrame.to_csv`` on Arrow-backed text).
+    Written by Arrow's CSV writer (faster than ``DataFrame.to_csv`` on Arrow-backed text).
     """
     return _csv(neutralise(frame))
 
@@ -200,7 +200,7 @@ def rendered_in_order(items: Iterable[T], render: Callable[[T], R], *, threads: 
     """``(item, render(item))`` for every item, in order, rendered by ``threads`` helper threads.
 
     Rendering files is mostly Arrow, ISA-L and hashing, which release the GIL, so a second thread
-    nearly halves it (a national night's 22 schools' handover files: 1.1-1.4 s -> 0.7 s). At most
+    nearly halves it (bench/README.md, "Design notes"). At most
     ``threads`` items are rendered ahead of the caller, so memory holds a few schools' files, not all.
     """
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render") as pool:

@@ -36,8 +36,8 @@ def _open_rows(conn: sa.Connection) -> pd.DataFrame:
     """Every open history row: its id, key and tracked values.
 
     Read through the DBAPI cursor and turned into Arrow-backed columns in one call per column: a
-    million rows through SQLAlchemy's result rows, or through ``pd.DataFrame`` from lists, took
-    seconds on every night after the first.
+    million rows through SQLAlchemy's result rows, or through ``pd.DataFrame`` from lists, cost a
+    Python object per value on every night after the first.
     """
     columns = ["id", "pupil_key", *TRACKED]
     query = sa.select(*(pupil_history.c[c] for c in columns)).where(pupil_history.c.valid_to.is_(None))

@@ -13,7 +13,7 @@ the runtime folder to its private modes (``connectors.private``).
 Each run goes through ``dagster.execute_job`` with the job rebuilt from the code (``night_job``),
 as a run worker does, and not through ``JobDefinition.execute_in_process``: that one keeps every
 step's output in memory until the run ends (for ``result.output_for_node``), which at national
-scale held every dataset of the night at once (5.6 GiB instead of 2.9 GiB, ``bench/README.md``).
+scale held every dataset of the night at once (``bench/README.md``, "Design notes").
 """
 
 from __future__ import annotations

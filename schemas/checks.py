@@ -58,8 +58,8 @@ def _fullmatch(series: pd.Series, pattern: str) -> pd.Series:
 
 def _per_code(series: pd.Series, verdict) -> pd.Series:
     """``verdict`` (a function of a Series of distinct values) of each distinct code, spread back over
-    the rows; a missing value passes. Codes repeat: the 2.9 M absence rows of the national benchmark
-    name a few hundred schools, each matched and looked up once instead of once per row."""
+    the rows; a missing value passes. Codes repeat: millions of absence rows name a few hundred
+    schools, each matched and looked up once instead of once per row."""
     return per_distinct(series, lambda codes: verdict(codes).astype("boolean")).fillna(True).astype(bool)
 
 
@@ -74,9 +74,8 @@ def elfproef_remainder(series: pd.Series) -> pd.Series:
 
     Nine ASCII digits are nine bytes, so the digits of every such value sit side by side in one
     Arrow buffer: read as an n × 9 matrix of bytes, the weighted sum is nine column passes in
-    int32 (a million values in about 0.02 s; python-stdnum is the reference in the tests). Not a
-    matrix product: that needs the matrix as int64 first, 72 bytes a value of fresh memory, which
-    cost ten times the arithmetic on the night's 2.9 M absence rows.
+    int32 (python-stdnum is the reference in the tests). Not a matrix product: that needs the
+    matrix as int64 first, 72 bytes a value of fresh memory, which costs more than the arithmetic.
     """
     text = pa.array(series, type=pa.large_string(), from_pandas=True)
     if isinstance(text, pa.ChunkedArray):
@@ -304,7 +303,7 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit number per row, equal for equal rows (missing equal to missing).
 
     Each column's values are numbered by Arrow's dictionary encoding (a hash per value, in C++),
-    and the numbers mixed column by column: a fifth faster than ``pd.util.hash_pandas_object``,
+    and the numbers mixed column by column: faster than ``pd.util.hash_pandas_object``,
     which hashes every text anew. Different rows may share a number; callers compare exactly.
     """
     fingerprint = np.zeros(len(frame), dtype=np.uint64)

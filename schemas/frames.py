@@ -1,9 +1,9 @@
 """Row selection on large frames through Arrow, and work done once per distinct value.
 
 ``frame.loc[mask]`` on Arrow-backed text columns goes through pandas' ``take`` per column and block;
-Arrow's ``filter`` and ``take`` do the same selection three to four times faster on the night's
-largest frames, and a frame's columns are independent, so two threads (Arrow's kernels release the
-GIL) halve that again (2.9 M absence rows: 0.16 -> 0.08 s). The result has the same columns, dtypes
+Arrow's ``filter`` and ``take`` do the same selection faster on the night's largest frames, and a
+frame's columns are independent, so two threads (Arrow's kernels release the GIL) share the work
+(bench/README.md, "Design notes"). The result has the same columns, dtypes
 and index labels as ``frame.loc[mask]`` or ``frame.iloc[positions]``.
 """
 

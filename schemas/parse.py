@@ -38,7 +38,7 @@ FALSE_WORDS = ("nee", "n", "no", "false", "0")
 ISO_DATE = "%Y-%m-%d"  # what the Excel and JSON connectors write, accepted from every source
 
 # Whitespace spelled out rather than \s: pandas runs \s patterns in Python's re instead of Arrow's
-# RE2 (their \s differ), a hundred times slower. \u00a0 is the non-breaking space of spreadsheets.
+# RE2 (their \s differ), far slower. \u00a0 is the non-breaking space of spreadsheets.
 _SPACES = "[ \t\r\n\u00a0]+"
 _SEPARATORS = "[ \t\r\n\u00a0.\\-]"  # spaces, dots and hyphens inside identifiers
 _MIDNIGHT = r"[T ]00:00(:00(\.0+)?)?$"  # '2026-03-01 00:00:00' from a spreadsheet date cell
@@ -179,7 +179,7 @@ _DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 def parse_decimals(text: pd.Series) -> pd.Series:
     """Decimal numbers with a decimal point or a decimal comma ('2,5' is 2.5); 'inf' and 'nan' are not numbers.
 
-    Checked and converted by Arrow kernels (``pd.to_numeric`` on text took a second per million values).
+    Checked and converted by Arrow kernels (``pd.to_numeric`` on text goes value by value).
     """
     cleaned = pa.array(text.str.strip().str.replace(",", ".", regex=False), type=pa.large_string(), from_pandas=True)
     numbers = pc.cast(pc.if_else(pc.match_substring_regex(cleaned, _DECIMAL), cleaned, None), pa.float64())

@@ -485,7 +485,7 @@ def _describe(error: dict) -> str:
 
 
 # libyaml's safe loader where PyYAML was built with it (the wheels are): the same documents and
-# errors as ``yaml.safe_load``, eight times faster. Every run of a night loads the region once.
+# errors as ``yaml.safe_load``, in C. Every run of a night loads the region once.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

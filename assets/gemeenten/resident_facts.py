@@ -114,7 +114,7 @@ def _spread(values: pd.Series | np.ndarray, at: np.ndarray, n: int) -> pd.api.ex
 
 def _labelled(codes: np.ndarray, labels: Sequence[str]) -> pd.api.extensions.ExtensionArray:
     """Text per row from label codes (-1: missing) by Arrow's take: strings chosen by ``np.select``
-    cost a quarter of a second per million rows to turn into a text column."""
+    would still have to be turned into a text column, row by row."""
     return pd.array(pa.array(list(labels), type=pa.large_string()).take(pa.array(codes, mask=codes < 0)), dtype="str")
 
 

@@ -83,7 +83,7 @@ class KnownValues:
     """Texts to look others up in, prepared once: also as integers where all are nine digits.
 
     Validated BSNs and onderwijsnummers are nine ASCII digits, so both sides usually convert to
-    integers, which hash about a third faster than the texts; other texts are looked up as they are.
+    integers, which hash faster than the texts; other texts are looked up as they are.
     """
 
     def __init__(self, known: pa.Array) -> None:
@@ -99,8 +99,8 @@ class KnownValues:
         When the values are far fewer than the known (a waitlist of 60 k rows against a million
         pupils' keys), the smaller side is hashed: the known that occur among the values are found
         first, and the values looked up among those. Of similar sizes (enrolments), that builds two
-        large hash tables instead of one: 0.54 against 0.33 s; the cross-over measured near one value
-        to four known.
+        large hash tables instead of one, which costs more; the cross-over lies near one value to four
+        known (bench/README.md, "Design notes").
         """
         known = self.text
         if _nine_digits(values) and self.number is not None:

@@ -18,7 +18,7 @@ readers' description. The rules, each in one place:
   identities in conflict (``pupil_conflicts``) are left out of every handover.
 
 Codes are shown with their Dutch labels and names beside them (``schemas.vocabulary``). Everything is
-vectorised: a national year (190,000 transfers, 150,000 leavers) takes seconds.
+vectorised: no loop runs per pupil, so a national year stays cheap (bench/README.md).
 """
 
 from __future__ import annotations
