@@ -3,7 +3,8 @@
 Arrow's default on Linux is jemalloc, which hands freed pages back to the kernel soon and faults
 them in again on the next large allocation. The night allocates and frees frames of millions of
 rows step after step, and the system allocator spends less time in page faults for a little more
-peak memory (bench/README.md, "Design notes"). ``ARROW_DEFAULT_MEMORY_POOL`` still wins when it is set, so an operator can choose.
+peak memory (bench/README.md, "Design notes"). ``ARROW_DEFAULT_MEMORY_POOL`` still wins when it is
+set, so an operator can choose.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ DATASETS: tuple[str, ...] = tuple(DATASET_INFO)
 Dataset = Literal["po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow"]
 assert DATASETS == Dataset.__args__, "Dataset must list the registry's names, in its order"
 
+DESCRIPTIONS = {info.name: info.description for info in _REGISTRY}
 RAW_RETENTION_YEARS = {info.name: info.raw_retention_years for info in _REGISTRY}
 
 

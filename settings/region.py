@@ -29,7 +29,6 @@ GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, docs/domain.md §1 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-
 class RegionConfigError(ValueError):
     """The region YAML is unusable; the message names file, key and problem."""
 

@@ -1,10 +1,11 @@
 """The layers import one way, and nothing outside the tests leans on Dagster's private modules.
 
 Data flows connectors → schemas → assets → pipelines (README, "Layout"): ``connectors`` knows bytes,
-not the pipeline; ``schemas`` depends on neither connectors nor assets; ``settings`` (the region file,
-the dataset registry, the shared constants) is the bottom layer: it imports none of ours, so the
-settings and the schemas never import each other in a cycle; ``assets`` never imports ``pipelines``; only ``demo``, ``bench`` and ``tests`` may import ``demo``. ``dagster._*`` is
-Dagster's private code: any release may change it without notice, so only tests may touch it.
+not the pipeline; ``schemas`` depends on neither connectors nor assets; ``settings`` (the region
+file, the dataset registry, the shared constants) is the bottom layer and imports none of ours, so
+settings and schemas never import each other in a cycle; ``assets`` never imports ``pipelines``;
+only ``demo``, ``bench`` and ``tests`` may import ``demo``. ``dagster._*`` is Dagster's private
+code: any release may change it without notice, so only tests may touch it.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from connectors.warehouse import Warehouse
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
 from schemas.validate import CELL_FLAGS, contract_violations
 from settings.constants import DATA_STEWARDS
-from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name
+from settings.datasets import DATASETS, DESCRIPTIONS, raw_asset_name
 from settings.region import Region, Source
 
 RAW_GROUP = "bronnen"
@@ -423,7 +423,7 @@ def _raw_asset(region: Region, dataset: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
-        description=f"Raw deliveries: {DATASET_INFO[dataset].description} Text values, canonical names, provenance.",
+        description=f"Raw deliveries: {DESCRIPTIONS[dataset]} Text values, canonical names, provenance.",
         group_name=RAW_GROUP,
         owners=DATA_STEWARDS,
         kinds=_kinds(region, dataset),

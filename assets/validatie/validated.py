@@ -27,7 +27,7 @@ from connectors.xlsx import MAX_CELL_CHARACTERS, overlong_cells
 from schemas.datasets import canonical_fields
 from schemas.validate import ValidationResult, validate_dataset
 from settings.constants import DATA_STEWARDS as OWNERS
-from settings.datasets import DATASET_INFO, DATASETS, raw_asset_name, validated_asset_name
+from settings.datasets import DATASETS, DESCRIPTIONS, raw_asset_name, validated_asset_name
 from settings.region import Region
 
 VALIDATED_GROUP = "validatie"
@@ -61,7 +61,7 @@ def _validated_asset(dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         ins={"raw": dg.AssetIn(raw_key)},
-        description=f"Validated: {DATASET_INFO[dataset].description} Typed, checked rows; rejects in the quarantine table.",
+        description=f"Validated: {DESCRIPTIONS[dataset]} Typed, checked rows; rejects in the quarantine table.",
         group_name=VALIDATED_GROUP,
         owners=OWNERS,
         kinds={"pandas", "pandera", "parquet"},
