@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from settings.constants import AMSTERDAM
-from settings.datasets import DATASETS, RAW_RETENTION_YEARS, Dataset  # noqa: F401  (DATASETS: read from here too)
+from settings.datasets import DATASETS, RAW_RETENTION_YEARS, Dataset  # noqa: F401  (DATASETS: demo, bench)
 
 GEMEENTECODE = re.compile(r"^GM\d{4}$")  # CBS gemeentecode, docs/domain.md §1 and §3
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
