@@ -110,7 +110,8 @@ def first_night(night):
         waitlist("wachtlijst_hoogeveen", "jeugdhulp/hoogeveen/wachtlijst_2026-10-05.csv",
                  [WAITLIST | {"bsn": ids[5]}], "2"),
         waitlist("wachtlijst_meppel", "jeugdhulp/meppel/wachtlijst.xlsx",
-                 [WAITLIST | {"bsn": ids[7], "geboortedatum": "2012-02-01", "woongemeente_code": "GM0119", "aanmelddatum": "2026-03-01",
+                 [WAITLIST | {"bsn": ids[7], "geboortedatum": "2012-02-01", "woongemeente_code": "GM0119",
+                              "aanmelddatum": "2026-03-01",
                               "besluitdatum": "2026-03-15", "intakedatum": "2026-04-01", "startdatum": "2026-05-01",
                               "einddatum": "2026-07-01"}], "3"),
     ], ignore_index=True)
