@@ -19,8 +19,8 @@ import dagster as dg
 import pytest
 
 from tests.conftest import PROJECT, _service_missing
-from tests.demo_region import (VENV_BIN, demo_environment, generate_demo, latest_row_counts, serve_demo_api,
-                               stop_process_group)
+from tests.demo_region import (PUPILS, VENV_BIN, demo_environment, generate_demo, latest_row_counts,
+                               serve_demo_api, stop_process_group)
 from tests.webserver import LOCATION, free_port, graphql, wait_for_code_location
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +58,9 @@ def ui(tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with demo_environment(var, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"):
-        generate_demo(var)
+        # The README's pictures show the demo region at its full size, as `make demo` makes it; the
+        # ordinary test run a small one (faster, and with more than the usual share of defects).
+        generate_demo(var, pupils=None if os.environ.get("SWV_UPDATE_SCREENSHOTS") else PUPILS)
         with serve_demo_api(var):
             run_config = night_run_config(None)
             log = var / "dagster-dev.log"
@@ -165,12 +167,8 @@ def test_row_rejects_passes_at_a_normal_share_and_shows_its_counts(page, ui, scr
     _screenshot(page, screenshots, "check.png")
 
 
-def test_row_rejects_warns_above_the_warn_share(ui):
-    # This small demo region has 147 PO rows and at least one spoiled row per kind of defect: 10 %.
-    assert _latest_check(ui, "po_transfers", "row_rejects") == ("FAILED", "WARN")
-
-
 def test_a_validated_asset_lists_the_night_s_quarantined_rows_as_a_table(page, ui, screenshots):
+    page.set_viewport_size({"width": 1900, "height": 1000})  # the messages beside the event list
     _open(page, "/assets/po_transfers?view=events")
     name = page.get_by_text("quarantine_table", exact=True).first
     _shows(name)

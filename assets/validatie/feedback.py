@@ -130,7 +130,7 @@ def build_feedback_asset(region: Region) -> dg.AssetsDefinition:
         description=(
             "Feedback to every delivering partner (PO board, VO school, municipality, VVA): its rejected rows of "
             "tonight's deliveries with the rule, what to do and whether a later delivery corrected the row, in "
-            "terugkoppeling/<partner>/afgekeurde_rijen.csv/.xlsx (docs/validation.md). Only the partner's own rows, "
+            "terugkoppeling/{partner}/afgekeurde_rijen.csv/.xlsx (docs/validation.md). Only the partner's own rows, "
             "no personal values. The output counts lines per partner."
         ),
         group_name=VALIDATED_GROUP,
