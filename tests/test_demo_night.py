@@ -187,8 +187,8 @@ def test_every_partner_gets_feedback_on_its_own_rows_only_without_personal_value
     for folder in folders:
         feedback = pd.read_csv(folder / "afgekeurde_rijen.csv", sep=";", dtype=str, encoding="utf-8-sig")
         assert (folder / "afgekeurde_rijen.xlsx").exists() and (folder / "manifest.json").exists()
-        owners = {(source_id, source) for source_id, source in region.sources.items()
-                  if source.partner in set(feedback["Bron"])}
+        owners = [(source_id, source) for source_id, source in region.sources.items()
+                  if source.partner in set(feedback["Bron"])]
         for delivery in feedback["Levering"]:
             assert any(partner_of(sid, source, delivery) == folder.name for sid, source in owners), (folder, delivery)
         lines += len(feedback)
