@@ -19,7 +19,7 @@ SUFFIXES = {".py", ".yaml", ".yml", ".md", ".toml", ".j2", ".html"}
 
 DOC = r"docs/(?P<file>[a-z_]+\.md)"
 ANCHOR = re.compile(DOC + r"#(?P<anchor>[a-z0-9_-]+)")
-QUOTED = re.compile(DOC + r",? (?:\(|, )?[\"“](?P<section>[^\"”\n]+)[\"”]")
+QUOTED = re.compile(DOC + r",? (?:\(|, )?\\?[\"“](?P<section>[^\"”\n\\]+)\\?[\"”]")  # \" inside a Python string too
 SECTION = re.compile(DOC + r",? §(?P<number>\d+(?:\.\d+)?)")
 LINK = re.compile(r"\]\((?P<file>[a-z_]+\.md)#(?P<anchor>[a-z0-9_-]+)\)")  # within docs/
 BARE = re.compile(DOC + r"\b")

@@ -189,6 +189,15 @@ def _latest_check(ui, asset: str, check: str) -> tuple[str, str | None]:
     return latest["status"], (latest["evaluation"] or {}).get("severity")
 
 
+def test_the_night_launched_from_the_ui_judges_every_municipality_s_freshness(ui):
+    """Not 'not evaluated' until the 07:00 freshness job: the night itself judges them."""
+    for gemeente in ("GM0118", "GM0119", "GM1690", "GM1701", "GM1708"):
+        query = (f'{{ assetCheckExecutions(assetKey: {{path: ["youth_care_waitlist_raw"]}}, '
+                 f'checkName: "freshness_{gemeente}", limit: 1) {{ status runId }} }}')
+        [latest] = graphql(ui["base"], query)["assetCheckExecutions"]
+        assert latest["runId"] == ui["run_id"] and latest["status"] in ("SUCCEEDED", "FAILED"), (gemeente, latest)
+
+
 def test_the_waitlist_shows_a_delivery_check_per_municipality(page, ui, screenshots):
     _open(page, "/assets/youth_care_waitlist_raw?view=checks")
     for source_id in WAITLIST_SOURCES:

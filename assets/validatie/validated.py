@@ -182,7 +182,8 @@ def _validated_asset(dataset: str) -> dg.AssetsDefinition:
             passed=passed,
             severity=severity,
             description=(f"{result.quarantined_rows} of {result.raw_rows} rows quarantined ({share:.1%}; "
-                         f"WARN above {warn_share:.0%}, ERROR above {limit:.0%}; docs/validation.md \"The rules\")"),
+                         f"WARN above {warn_share:.0%}, ERROR above {limit:.0%}; "
+                         "docs/validation.md \"What happens to a delivery\")"),
             metadata={
                 "quarantined_rows": result.quarantined_rows,
                 "share": round(share, 4),
