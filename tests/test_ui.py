@@ -4,8 +4,10 @@ One module-scoped fixture generates a small demo region, serves its partner APIs
 waitlists in-process, starts ``dagster dev -w workspace.yaml`` (webserver and daemon, as ``make ui``
 does) on a free port in its own process group, dismisses the first-visit dialog and launches the
 nightly job through the GraphQL API. The tests then open pages in headless Chromium, check what is
-on them and take screenshots: into a temporary folder, or, with ``SWV_UPDATE_SCREENSHOTS=1``, into
-``docs/screenshots/`` for the docs (so an ordinary test run leaves the checkout untouched).
+on them and take screenshots: into a temporary folder, or, with ``SWV_UPDATE_SCREENSHOTS=1``
+(``make screenshots``), of the demo region at its full size into ``docs/screenshots/`` for the README
+(so an ordinary test run leaves the checkout untouched). What a test looks for is text and roles on
+the page, or a check's status over GraphQL, never an icon.
 """
 
 from __future__ import annotations
