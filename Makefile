@@ -10,7 +10,7 @@ IMAGE  ?= swv-pipeline:$(shell git describe --always --dirty 2>/dev/null || echo
 export SWV_VAR_DIR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(SWV_VAR_DIR)/dagster
 
-.PHONY: env demo test test-fast test-warnings ui bench pictures lock image check-production-lock clean
+.PHONY: env demo test test-fast test-warnings ui bench pictures screenshots lock image check-production-lock clean
 
 env: $(VENV)/.synced
 
@@ -56,6 +56,12 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 ## workbooks by LibreOffice), first pages as PNG in docs/pictures/; a missing tool skips its pictures
 pictures: demo
 	$(BIN)/python -m demo pictures
+
+## screenshots: the README's pictures of the UI, taken again: the browser tests (tests/test_ui.py) start
+## `dagster dev` on a demo night, open the pages in Debian's Chromium (/usr/bin/chromium) with Playwright
+## and write docs/screenshots/*.png; a page that no longer shows what they look for fails the target
+screenshots: env
+	SWV_UPDATE_SCREENSHOTS=1 CI=1 $(BIN)/python -m pytest tests/test_ui.py -p no:cacheprovider -q
 
 ## bench: the benchmark at three scales (not part of `make test`)
 bench: env

@@ -22,6 +22,7 @@ from assets.bronnen.ingest import build_raw_assets
 from assets.koppeling.pupils import linked_pupils
 from assets.monitor.indicators import settings_problems
 from assets.monitor.monitor_assets import build_monitor_assets
+from assets.validatie.feedback import build_feedback_asset
 from assets.validatie.validated import build_validated_assets
 from connectors import private
 from connectors.arrow_memory import use_system_allocator
@@ -63,7 +64,7 @@ def build_definitions(region_path: Path | None = None) -> dg.Definitions:
         config = context.resources.region_config
         return stale_sources(config.region, var, freshness_moment(config.evaluation()))
 
-    assets = [*build_raw_assets(region), *build_validated_assets(region), linked_pupils,
+    assets = [*build_raw_assets(region), *build_validated_assets(region), build_feedback_asset(region), linked_pupils,
               po_vo_handovers, vo_mbo_handovers, thuiszitter_alerts,
               *build_export_assets(region.gemeenten, exports=region.exports, retention=region.retention,
                                    stale_sources=stale_tonight),

@@ -196,6 +196,9 @@ def _run_night(defs: dg.Definitions, instance: dg.DagsterInstance, evaluation_da
     run_config = night_run_config(evaluation_date, defs.resources["region_config"].path, gemeenten=gemeenten)
     tags = {"swv/night": evaluation_date.isoformat()} if evaluation_date else {}
     tags |= {RUNNER_TAG: "night", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    names = {g.code: g.naam for g in region.gemeenten}
+    if gemeenten:  # the run list shows whose exports a partial night wrote, names beside codes
+        tags["swv/gemeenten"] = ", ".join(f"{names.get(code, code)} ({code})" for code in gemeenten)
     nightly = execute("nightly", region_path, instance, run_config=run_config, tags=tags)
     delivered = _passed(nightly, "delivery_")
     waitlists = {code: all(delivered.get(source_id, False)
@@ -205,7 +208,7 @@ def _run_night(defs: dg.Definitions, instance: dg.DagsterInstance, evaluation_da
                if gemeenten is None or code in gemeenten}
     progress(f"nightly job: {'ok' if nightly.success else 'FAILED'}")
     for code, ok in waitlists.items():
-        progress(f"  waitlist {code}: {'ok' if ok else 'rejected (last good snapshot used)'}")
+        progress(f"  waitlist {names[code]} ({code}): {'ok' if ok else 'rejected (last good snapshot used)'}")
     for code, ok in exports.items():
-        progress(f"  export {code}: {'ok' if ok else 'FAILED'}")
+        progress(f"  export {names.get(code, code)} ({code}): {'ok' if ok else 'FAILED'}")
     return NightResult(evaluation_date.isoformat() if evaluation_date else None, nightly, waitlists, exports)

@@ -363,6 +363,48 @@ RULE_MESSAGES = {
     "excel_merged_cell": "{column}: cel {cell} is deel van samengevoegde cellen en heeft zelf geen waarde",
 }
 
+# What a partner does about a rejected row, in the partner's own words: the "Hoe op te lossen" column of
+# the feedback files (docs/validation.md, "Feedback to the partners"); the steward's version is the
+# "what to do" column of docs/validation.md "The rules".
+RULE_FIXES = {
+    "bsn_elfproef": "Controleer het BSN in uw administratie; meestal is één cijfer verkeerd getypt.",
+    "onderwijsnummer_valid": ("Controleer het onderwijsnummer (9 cijfers, begint met 10); staat er een BSN in deze "
+                              "kolom, zet het dan in de BSN-kolom."),
+    "one_identifier": ("Vul het BSN in; gebruik het onderwijsnummer alleen voor een leerling zonder BSN, en vul niet "
+                       "allebei."),
+    "known_school": ("Controleer de vestigingscode (BRIN6) met de school; is de school nieuw, meld het dan bij het "
+                     "samenwerkingsverband."),
+    "brin6_format": ("Lever de vestigingscode als tekst (2 cijfers, 2 letters, 2 cijfers, zoals 07NU00); Excel laat "
+                     "vaak de voorloopnul weg."),
+    "brin4_format": "Lever de instellingscode als tekst (2 cijfers, 2 letters, zoals 25LJ).",
+    "postcode_format": "Corrigeer de postcode (4 cijfers en 2 letters, zoals 7901AB) in het adres.",
+    "gemeentecode_format": "Lever de CBS-gemeentecode (GM en 4 cijfers, zoals GM0118).",
+    "agb_format": "Lever de AGB-code als tekst van 8 cijfers; Excel laat vaak de voorloopnul weg.",
+    "crebo_format": "Controleer de crebocode (5 cijfers) van de opleiding bij de mbo-instelling.",
+    "required": "Vul dit verplichte veld in.",
+    "not_in_future": ("De datum ligt na de leverdatum: meestal een verkeerd jaar of dag en maand omgewisseld. "
+                      "Corrigeer de datum."),
+    "date_order": "Deze datum ligt vóór de datum waar hij op volgt; controleer welke van de twee fout is.",
+    "advice_not_lowered": ("Het definitieve advies is lager dan het voorlopige; controleer of de twee kolommen "
+                           "niet zijn omgewisseld."),
+    "birthdate_plausible": "Controleer de geboortedatum (vaak een verkeerd jaar) of de andere datum in de rij.",
+    "mojibake": ("Exporteer het bestand opnieuw in de afgesproken tekenset (UTF-8 of Windows-1252): letters als ë "
+                 "zijn verminkt."),
+    "duplicate_row": "Deze rij staat twee keer in de levering; verwijder de kopie.",
+    "schooljaar_format": "Lever het schooljaar als twee opeenvolgende jaren, zoals 2026-2027.",
+    "hours_range": "Lever uren per week tussen 0 en 40; controleer of er minuten in plaats van uren zijn geëxporteerd.",
+    "absence_within_schedule": ("Het verzuim is meer dan de geroosterde uren van die week; controleer welk getal fout "
+                                "is (rooster van een andere week, minuten of klokuren in plaats van lesuren)."),
+    "date_parse": "Corrigeer de datum; gebruik het afgesproken datumformaat (zoals dd-mm-jjjj).",
+    "number_parse": "Lever een gewoon getal, zonder tekst of eenheid.",
+    "control_character": "Het veld bevat een onzichtbaar stuurteken; maak een nieuwe, schone export.",
+    "excel_formula": ("De cel bevat een formule zonder waarde; open en bewaar het bestand in Excel, of lever waarden "
+                      "in plaats van formules."),
+    "excel_merged_cell": "De cel is samengevoegd met andere cellen; maak de samenvoeging ongedaan en vul elke rij.",
+    "unknown_code": ("Gebruik een waarde uit de afgesproken codelijst; is dit een geldige eigen omschrijving, meld "
+                     "het dan bij het samenwerkingsverband."),
+}
+
 # C0 controls other than tab, line feed and carriage return, DEL and the C1 controls: never text.
 CONTROL_CHARACTERS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 

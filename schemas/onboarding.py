@@ -193,6 +193,10 @@ def _columns(dataset: str, indent: str) -> list[str]:
     return [f"{indent}{field}: {field}" for field in canonical_fields(dataset)]
 
 
+# Every file from another board or school: each gets its own list of rejected rows (docs/validation.md).
+PER_FILE_FEEDBACK = "    feedback_per: file"
+
+
 def _source(source_id: str, dataset: str, partner: str, path: str, comment: list[str], *,
             gemeente: str | None = None, extra: list[str] = ()) -> list[str]:
     lines = ["", *(f"  # {line}" for line in comment), f"  {source_id}:", f"    dataset: {dataset}"]
@@ -266,7 +270,7 @@ def starter_region_yaml(area: SwvArea, today: dt.date | None = None) -> str:
     ]
     lines += _source("po_overdracht", "po_transfers", "PO-schoolbesturen (LAS-export)", "po/*.csv",
                      [f"PO -> VO transfers: one LAS export per PO school board ({len(po)} PO locations in the "
-                      "region)."])
+                      "region)."], extra=[PER_FILE_FEEDBACK])
     for m in area.municipalities:
         source_id = f"wachtlijst_{_slug(m.naam)}"
         lines += _source(source_id, "youth_care_waitlist", f"Gemeente {m.naam}", f"jeugdhulp/{_slug(m.naam)}/*.csv",
@@ -275,10 +279,12 @@ def starter_region_yaml(area: SwvArea, today: dt.date | None = None) -> str:
                           f"             auth: {{type: bearer, token_env: SWV_TOKEN_{_slug(m.naam).upper()}}}}}"],
                          gemeente=m.code)
     lines += _source("vo_inschrijvingen", "vo_enrolment", "VO-scholen (LAS-export)", "vo/inschrijvingen_*.csv",
-                     [f"VO enrolment: one LAS export per VO school location ({len(vo)} listed above)."])
+                     [f"VO enrolment: one LAS export per VO school location ({len(vo)} listed above)."],
+                     extra=[PER_FILE_FEEDBACK])
     lines += _source("vo_verzuim", "vo_absence", "VO-scholen (LAS-export)", "vo/verzuim_*.csv",
                      ["Weekly absence per pupil from each VO school; uren_rooster (the week's scheduled hours) is",
-                      "optional: leave it out of columns when the LAS does not export it (docs/alerts.md, LRV)."])
+                      "optional: leave it out of columns when the LAS does not export it (docs/alerts.md, LRV)."],
+                     extra=[PER_FILE_FEEDBACK])
     lines += _source("mbo_vva", "mbo_outflow", "VVA-koppelpunt MBO", "vva/*.csv",
                      ["VO -> MBO: application statuses of VO leavers (VVA koppelpunt), usually an API:",
                       "  location: {kind: http, url: https://..., pagination: {type: page},",

@@ -170,6 +170,12 @@ class Source(_Strict):
         description="Canonical field -> how to derive it where the delivery leaves it empty (docs/configuration.md).",
     )
     volume: VolumeGuard = VolumeGuard()
+    feedback_per: Literal["source", "file"] = Field(
+        default="source",
+        description=("Who gets the feedback file of rejected rows (docs/validation.md): the source's partner as one "
+                     "('source'), or, where every file of a file source comes from another partner (one per PO "
+                     "board or VO school), each file's sender ('file', named by the part the path's '*' matches)."),
+    )
 
     @field_validator("columns")
     @classmethod
@@ -205,9 +211,22 @@ class Calendar(_Strict):
 
 
 class Validation(_Strict):
+    """How loud the ``row_rejects`` check is (docs/validation.md): passed up to ``warn_reject_share``, WARN
+    above it, ERROR above ``max_reject_share``; a few bad rows every night are normal, a jump is not."""
+
+    warn_reject_share: float = Field(
+        default=0.05, ge=0, le=1, description="Share of quarantined rows above which the row_rejects check warns."
+    )
     max_reject_share: float = Field(
         default=0.2, ge=0, le=1, description="Share of quarantined rows above which the row_rejects check is ERROR."
     )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Validation":
+        if self.warn_reject_share > self.max_reject_share:
+            raise ValueError(f"warn_reject_share ({self.warn_reject_share}) is above max_reject_share "
+                             f"({self.max_reject_share}): a check would be ERROR before it warns")
+        return self
 
 
 class AlertThresholds(_Strict):

@@ -51,14 +51,15 @@ def demo_environment(var: Path, **settings: str | None) -> Iterator[dict[str, st
         os.environ.update(saved)
 
 
-def generate_demo(var: Path, instance_profile: Path = LOCAL_PROFILE) -> None:
-    """The demo deliveries under ``var/sources``, and ``instance_profile`` as ``var/dagster/dagster.yaml``."""
+def generate_demo(var: Path, instance_profile: Path = LOCAL_PROFILE, pupils: int | None = PUPILS) -> None:
+    """The demo deliveries under ``var/sources`` (``pupils``: None is the whole region, as ``make demo``),
+    and ``instance_profile`` as ``var/dagster/dagster.yaml``."""
     from demo.generate import generate_region
     from settings.region import load_region
 
     (var / "dagster").mkdir(parents=True, exist_ok=True)
     (var / "dagster" / "dagster.yaml").write_text(instance_profile.read_text())
-    generate_region(load_region(DEMO_REGION), var / "sources", var / "demo" / "truth.json", seed=SEED, pupils=PUPILS)
+    generate_region(load_region(DEMO_REGION), var / "sources", var / "demo" / "truth.json", seed=SEED, pupils=pupils)
 
 
 @contextlib.contextmanager

@@ -167,6 +167,37 @@ def test_every_municipalitys_waitlist_shows_its_row_count(night):
         assert check.passed and check.metadata["rows"].value > 0, source_id
 
 
+def test_every_freshness_check_is_judged_by_the_night_itself(night):
+    """Not only by the 07:00 freshness job: after a night no source or municipality stays 'not evaluated'."""
+    checks = {e.check_name: e for e in night["first"].nightly.get_asset_check_evaluations()}
+    region = night["defs"].resources["region_config"].region
+    expected = {f"freshness_{code}" for code in region.gemeente_codes}
+    expected |= {f"freshness_{source_id}" for source_id, source in region.sources.items()
+                 if source.dataset != "youth_care_waitlist"}
+    assert expected <= set(checks), sorted(expected - set(checks))
+
+
+def test_every_partner_gets_feedback_on_its_own_rows_only_without_personal_values(night):
+    var, region = night["var"], night["defs"].resources["region_config"].region
+    from assets.validatie.feedback import partner_of
+
+    folders = sorted((var / "outbox" / "terugkoppeling").iterdir())
+    assert {f.name for f in folders} >= {"mbo_vva", *region.sources_for("youth_care_waitlist")}
+    lines = 0
+    for folder in folders:
+        feedback = pd.read_csv(folder / "afgekeurde_rijen.csv", sep=";", dtype=str, encoding="utf-8-sig")
+        assert (folder / "afgekeurde_rijen.xlsx").exists() and (folder / "manifest.json").exists()
+        owners = [(source_id, source) for source_id, source in region.sources.items()
+                  if source.partner in set(feedback["Bron"])]
+        for delivery in feedback["Levering"]:
+            assert any(partner_of(sid, source, delivery) == folder.name for sid, source in owners), (folder, delivery)
+        lines += len(feedback)
+    assert lines > 0  # the demo spoils 1.5 % of the rows
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(_personal_tokens(var), key=len, reverse=True)))
+    for path in (var / "outbox" / "terugkoppeling").rglob("afgekeurde_rijen.csv"):
+        assert not pattern.search(path.read_text(encoding="utf-8-sig")), path
+
+
 def _id(entry: dict) -> str:
     return entry["id"].get("bsn") or entry["id"].get("onderwijsnummer")
 

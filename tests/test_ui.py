@@ -4,8 +4,10 @@ One module-scoped fixture generates a small demo region, serves its partner APIs
 waitlists in-process, starts ``dagster dev -w workspace.yaml`` (webserver and daemon, as ``make ui``
 does) on a free port in its own process group, dismisses the first-visit dialog and launches the
 nightly job through the GraphQL API. The tests then open pages in headless Chromium, check what is
-on them and take screenshots: into a temporary folder, or, with ``SWV_UPDATE_SCREENSHOTS=1``, into
-``docs/screenshots/`` for the docs (so an ordinary test run leaves the checkout untouched).
+on them and take screenshots: into a temporary folder, or, with ``SWV_UPDATE_SCREENSHOTS=1``
+(``make screenshots``), of the demo region at its full size into ``docs/screenshots/`` for the README
+(so an ordinary test run leaves the checkout untouched). What a test looks for is text and roles on
+the page, or a check's status over GraphQL, never an icon.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import dagster as dg
 import pytest
 
 from tests.conftest import PROJECT, _service_missing
-from tests.demo_region import (VENV_BIN, demo_environment, generate_demo, latest_row_counts, serve_demo_api,
-                               stop_process_group)
+from tests.demo_region import (PUPILS, VENV_BIN, demo_environment, generate_demo, latest_row_counts,
+                               serve_demo_api, stop_process_group)
 from tests.webserver import LOCATION, free_port, graphql, wait_for_code_location
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +60,9 @@ def ui(tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with demo_environment(var, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"):
-        generate_demo(var)
+        # The README's pictures show the demo region at its full size, as `make demo` makes it; the
+        # ordinary test run a small one (faster, and with more than the usual share of defects).
+        generate_demo(var, pupils=None if os.environ.get("SWV_UPDATE_SCREENSHOTS") else PUPILS)
         with serve_demo_api(var):
             run_config = night_run_config(None)
             log = var / "dagster-dev.log"
@@ -152,16 +156,31 @@ def test_a_validated_asset_shows_its_row_count(page, ui):
     _shows(page.get_by_text(f"{expected:,}", exact=True).first)
 
 
-def test_row_rejects_of_a_validated_asset_shows_as_a_warning_with_its_counts(page, ui, screenshots):
-    _open(page, "/assets/po_transfers?view=checks&checkDetail=row_rejects")
+def test_row_rejects_passes_at_a_normal_share_and_shows_its_counts(page, ui, screenshots):
+    _open(page, "/assets/vo_absence?view=checks&checkDetail=row_rejects")
     _shows(page.get_by_text("Checks (", exact=False).first)
     for name in ("delivery_contract", "row_rejects", "quarantined_rows", "share", "top_reasons"):
         _shows(page.get_by_text(name, exact=True).first)
     _shows(page.get_by_text("This is a non-blocking asset check."))
-    # What the page's status icons show, read where the UI reads it: WARN is the yellow sign, not the red error.
-    assert _latest_check(ui, "po_transfers", "row_rejects") == ("FAILED", "WARN")
-    assert _latest_check(ui, "po_transfers", "delivery_contract") == ("SUCCEEDED", "ERROR")
+    # What the page's status icons show, read where the UI reads it. The demo spoils 1.5 % of the absence
+    # rows: below the warn share (5 %), so green, as a normal night should be.
+    assert _latest_check(ui, "vo_absence", "row_rejects") == ("SUCCEEDED", "WARN")
+    assert _latest_check(ui, "vo_absence", "delivery_contract") == ("SUCCEEDED", "ERROR")
     _screenshot(page, screenshots, "check.png")
+
+
+def test_a_validated_asset_lists_the_night_s_quarantined_rows_as_a_table(page, ui, screenshots):
+    page.set_viewport_size({"width": 1900, "height": 1000})  # the messages beside the event list
+    _open(page, "/assets/po_transfers?view=events")
+    name = page.get_by_text("quarantine_table", exact=True).first
+    _shows(name)
+    _shows(page.get_by_text("quarantine_shown", exact=True).first)
+    table = page.locator("table").filter(has_text="bsn_elfproef").first
+    for header in ("source", "delivery", "row", "column", "rule", "message"):
+        _shows(table.get_by_text(header, exact=True).first)
+    name.evaluate("element => element.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    _screenshot(page, screenshots, "quarantine.png")
 
 
 def _latest_check(ui, asset: str, check: str) -> tuple[str, str | None]:
@@ -170,6 +189,15 @@ def _latest_check(ui, asset: str, check: str) -> tuple[str, str | None]:
              "{ status evaluation { severity } } }")
     [latest] = graphql(ui["base"], query)["assetCheckExecutions"]
     return latest["status"], (latest["evaluation"] or {}).get("severity")
+
+
+def test_the_night_launched_from_the_ui_judges_every_municipality_s_freshness(ui):
+    """Not 'not evaluated' until the 07:00 freshness job: the night itself judges them."""
+    for gemeente in ("GM0118", "GM0119", "GM1690", "GM1701", "GM1708"):
+        query = (f'{{ assetCheckExecutions(assetKey: {{path: ["youth_care_waitlist_raw"]}}, '
+                 f'checkName: "freshness_{gemeente}", limit: 1) {{ status runId }} }}')
+        [latest] = graphql(ui["base"], query)["assetCheckExecutions"]
+        assert latest["runId"] == ui["run_id"] and latest["status"] in ("SUCCEEDED", "FAILED"), (gemeente, latest)
 
 
 def test_the_waitlist_shows_a_delivery_check_per_municipality(page, ui, screenshots):

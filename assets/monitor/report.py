@@ -1,6 +1,6 @@
 """The monitor's report: one self-contained HTML file per night for the board, and the same figures as XLSX.
 
-For a board member who never opens Dagster (docs/monitor.md, "Het rapport"): the plan's goals
+For a board member who never opens Dagster (docs/monitor.md, "Hoe het rapport is opgebouwd"): the plan's goals
 with tonight's figure, the trends over the nights (school holidays shaded) and per school week, bars
 per municipality, the waiting time against the norms, the line PO → VO → MBO, and how every figure
 is made. Dutch, printable on A4, without scripts, fonts or anything fetched: the charts are inline

@@ -557,7 +557,7 @@ def leaver_support(leavers: pd.DataFrame, po_transfers: pd.DataFrame, vo_enrolme
     """Per leaver: names and level from the latest VO enrolment, and one support record with its source.
 
     What the VO school delivered with its latest enrolment of the pupil comes first: it knows the
-    pupil now (docs/handover.md "VO -> MBO"). Without it, the pupil's latest PO dossier; without
+    pupil now (docs/handover.md "VO → MBO"). Without it, the pupil's latest PO dossier; without
     either, nothing (``bron_ondersteuning``: ``niet geleverd``). The support record carries its own
     consent, as delivered with it.
     """
