@@ -14,12 +14,10 @@ rows all passed gets an empty list, so last night's list never stands as tonight
 
 import re
 from pathlib import PurePosixPath
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
 
-from assets.bronnen.ingest import OWNERS
 from assets.validatie.validated import VALIDATED_GROUP
 from connectors import xlsx
 from connectors.outbox import Outbox, table_files, write_folder
@@ -29,13 +27,14 @@ from schemas.checks import RULE_FIXES
 from schemas.datasets import IDENTIFIERS
 from schemas.parse import normalise_bsn, normalise_identifier
 from schemas.validate import WHOLE_ROW
-from settings.region import DATASETS, Region, Source
+from settings.constants import AMSTERDAM, DATA_STEWARDS as OWNERS
+from settings.datasets import DATASETS
+from settings.region import Region, Source
 
 FEEDBACK_FOLDER = "terugkoppeling"
 FEEDBACK_FILE = "afgekeurde_rijen"
 COLUMNS = ["Bron", "Levering", "Rij", "Kolom", "Regel", "Melding", "Hoe op te lossen", "Later gecorrigeerd",
            "Eerst gemeld"]
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
