@@ -104,11 +104,11 @@ def run(args) -> int:
         _say("monitor: recomputing the Mondays since the start of the school year for the report's trend")
         if monitor_backfill(["--every", "week"]) != 0:
             return 1
-    _report(counts, result, var)
+    _report(counts, result, var, {g.code: g.naam for g in region.gemeenten})
     return 0 if result.success else 1
 
 
-def _report(counts: dict, result, var) -> None:
+def _report(counts: dict, result, var, names: dict[str, str]) -> None:
     print("\nDemo region deliveries (var/sources):")
     print(f"  {'source':28} {'dataset':20} {'files':>5} {'rows':>9} {'planted defects':>15}")
     for source_id, c in sorted(counts["sources"].items()):
@@ -119,7 +119,8 @@ def _report(counts: dict, result, var) -> None:
     print("\nOutputs:")
     outbox = var.outbox
     for folder, what in (("overdracht", "warm-handover files"), ("signalen", "alert lists"),
-                         ("gemeenten", "municipal exports"), ("monitor", "monitor reports")):
+                         ("gemeenten", "municipal exports"), ("monitor", "monitor reports"),
+                         ("terugkoppeling", "partner feedback")):
         files = sorted(p for p in (outbox / folder).rglob("*") if p.is_file() and "_versies" not in p.parts)
         folders = sorted({p.parent for p in files})
         print(f"  {what:20} {len(files):>4} files in {len(folders):>3} folders under {outbox / folder}")
@@ -128,7 +129,7 @@ def _report(counts: dict, result, var) -> None:
     print(f"  {'run history':20} {var.dagster_home}")
 
     def status(runs: dict) -> str:
-        return ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in runs.items())
+        return ", ".join(f"{names.get(k, k)} ({k}) {'ok' if v else 'FAILED'}" for k, v in runs.items())
 
     print(f"\nNight {'succeeded' if result.success else 'FAILED'}.")
     print(f"  waitlists: {status(result.waitlists)}")
@@ -136,7 +137,7 @@ def _report(counts: dict, result, var) -> None:
     reports = sorted((outbox / "monitor").glob("*/monitor.html"))
     if reports:
         print(f"\nThe board's report (open it in a browser): {reports[-1]}")
-    print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantine counts.")
+    print("\nOpen the UI with `make ui`, then http://127.0.0.1:3000: runs, asset checks, quarantined rows.")
 
 
 def _without_password(url: str) -> str:

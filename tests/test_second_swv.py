@@ -92,8 +92,9 @@ def test_the_night_succeeds_and_its_summary_shows_every_municipality(night):
     assert night["code"] == 0, night["out"]
     summary = night["out"].split("\nNight of 2026-10-05 for VO2507: succeeded.\n", 1)[1].splitlines()
     assert "FAILED" not in night["out"]
-    for code in GEMEENTEN:  # its waitlist and its export
-        assert len([line for line in summary if f" {code} " in line and " ok" in line]) == 2, code
+    names = {g.code: g.naam for g in night["region"].gemeenten}
+    for code in GEMEENTEN:  # its waitlist and its export, the name beside the code
+        assert len([line for line in summary if f" {names[code]} ({code}) " in line and " ok" in line]) == 2, code
 
 
 def test_the_night_loads_the_definitions_once(night):

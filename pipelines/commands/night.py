@@ -86,7 +86,8 @@ def main(argv: list[str]) -> int:
     with dg.DagsterInstance.get() as instance:
         result = run_night(defs, instance, args.date, progress=say, gemeenten=args.gemeente)
     outcomes = night_outcomes(result)
-    print(summary(outcomes, region.swv.code, evaluation))
+    names = {g.code: g.naam for g in region.gemeenten}
+    print(summary(outcomes, region.swv.code, evaluation, names))
     return 0 if all(ok for _, _, ok, _, counts in outcomes if counts) else 1
 
 
@@ -105,7 +106,10 @@ def night_outcomes(result) -> list[tuple[str, str, bool, str, bool]]:
     return outcomes
 
 
-def summary(outcomes: list[tuple[str, str, bool, str, bool]], swv: str, evaluation: dt.date) -> str:
+def summary(outcomes: list[tuple[str, str, bool, str, bool]], swv: str, evaluation: dt.date,
+            names: dict[str, str] | None = None) -> str:
+    """The night in a few lines for the operator, municipality names beside their codes."""
+    names = names or {}
     failed = sum(not ok and counts for _, _, ok, _, counts in outcomes)
     attention = sum(not ok and not counts for _, _, ok, _, counts in outcomes)
     verdict = f"{failed} FAILED" if failed else "succeeded"
@@ -113,8 +117,9 @@ def summary(outcomes: list[tuple[str, str, bool, str, bool]], swv: str, evaluati
         verdict += f", {attention} delivery(ies) rejected"
     var = var_layout()
     lines = [f"\nNight of {evaluation} for {swv}: {verdict}."]
-    lines += [f"  {what:<9} {gemeente:<8} {'ok' if ok else ('FAILED' if counts else 'REJECTED'):<9} {note}".rstrip()
-              for what, gemeente, ok, note, counts in outcomes]
+    width = max((len(_named(g, names)) for _, g, *_ in outcomes), default=0)
+    lines += [f"  {what:<9} {_named(gemeente, names):<{width}} {'ok' if ok else ('FAILED' if counts else 'REJECTED'):<9} "
+              f"{note}".rstrip() for what, gemeente, ok, note, counts in outcomes]
     lines += [
         f"Outputs: {var.outbox}; the deliveries' snapshots: {var.lake / 'raw'}.",
         "Runs, checks and quarantine counts: the Dagster UI on this instance "
@@ -123,3 +128,7 @@ def summary(outcomes: list[tuple[str, str, bool, str, bool]], swv: str, evaluati
     if failed:
         lines.append("A failure: open the run in the UI and read the red step or check; docs/runbook.md, 'A run failed'.")
     return "\n".join(lines)
+
+
+def _named(gemeente: str, names: dict[str, str]) -> str:
+    return f"{names[gemeente]} ({gemeente})" if gemeente in names else gemeente
