@@ -387,6 +387,9 @@ def test_the_asset_writes_logs_and_uploads_one_municipality(tmp_path, receiver):
     checks = _checks(result)
     assert checks["export_GM0118"].passed
     assert not checks["export_GM0119"].passed and "not exported in this run" in checks["export_GM0119"].description
+    # the UI's check page says whose export it is, name beside code
+    assert checks["export_GM0119"].description.startswith("Meppel: ")
+    assert checks["export_GM0118"].metadata["gemeente"].value == "Hoogeveen (GM0118)"
 
 
 class RecordingUploads(ExportUploads):

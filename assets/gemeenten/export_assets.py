@@ -161,10 +161,10 @@ class ExportOutcome:
     rows: int = 0
     metadata: dict = field(default_factory=dict)
 
-    def check_result(self) -> dg.AssetCheckResult:
+    def check_result(self, naam: str) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(check_name=export_check_name(self.gemeente), passed=self.passed,
-                                   severity=dg.AssetCheckSeverity.ERROR, description=self.description,
-                                   metadata=self.metadata)
+                                   severity=dg.AssetCheckSeverity.ERROR, description=f"{naam}: {self.description}",
+                                   metadata={"gemeente": f"{naam} ({self.gemeente})", **self.metadata})
 
 
 def existing_export(outbox: Outbox, gemeente: str, evaluation_date) -> ExportOutcome:
@@ -346,7 +346,7 @@ def build_export_assets(
             "verouderde_bronnen": dg.MetadataValue.json(stale),
             "privacy_guard": "every export written passed it: own residents only, no identifiers, no counts 1-5",
         })
-        for outcome in outcomes:
-            yield outcome.check_result()
+        for outcome in outcomes:  # the UI's check page names the municipality beside its code
+            yield outcome.check_result(names[outcome.gemeente])
 
     return [export_facts, municipal_exports, build_retention_asset(retention)]
