@@ -151,6 +151,8 @@ def projection(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     out = {}
     for name in columns:
         column = frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype="str")
+        if name == "delivery":  # an API delivery is its URL: the same endpoint whichever port served it
+            column = column.astype("str").str.replace(r"^https?://[^/]+", "", regex=True)
         out[name] = pd.Series(canonical_text(column.reset_index(drop=True)).to_pandas(types_mapper=pd.ArrowDtype),
                               dtype="str")
     return pd.DataFrame(out, columns=columns)

@@ -33,7 +33,9 @@ import io
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -45,8 +47,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from schemas.codelists import ADVICE_RANK, CODELIST_OF_FIELD, canonical_codes, known_schools
-from settings.region import DATASETS, PagePagination, Region, Source
 
 # --------------------------------------------------------------------------- the contract, by hand
 
@@ -83,16 +83,24 @@ FIELDS: dict[str, dict[str, str]] = {
         "aanmelddatum": DATE, "vva_status": CODE, "status_datum": DATE,
     },
 }
+DATASETS = tuple(FIELDS)
 REQUIRED = {
     "po_transfers": ("schooljaar",), "youth_care_waitlist": ("aanmelddatum",),
     "vo_enrolment": ("vo_brin6", "inschrijfdatum"), "vo_absence": ("vo_brin6", "week_start", "uren_ongeoorloofd"),
     "mbo_outflow": ("vo_brin6",),
 }
 IDENTIFIERS = {"youth_care_waitlist": ("bsn",)}  # everyone else: exactly one of bsn, onderwijsnummer
-PATTERNS = {  # field -> full-match pattern (a missing value passes)
-    "postcode": r"[1-9]\d{3}[A-Z]{2}", "woongemeente_code": r"GM\d{4}", "zorgaanbieder_agb": r"\d{8}",
-    "crebo": r"\d{5}", "mbo_brin": r"\d{2}[A-Z]{2}", "po_brin6": r"\d{2}[A-Z]{2}\d{2}", "vo_brin6": r"\d{2}[A-Z]{2}\d{2}",
+PATTERNS = {"postcode": r"[1-9]\d{3}[A-Z]{2}", "po_brin6": r"\d{2}[A-Z]{2}\d{2}", "vo_brin6": r"\d{2}[A-Z]{2}\d{2}"}
+BRIN6 = r"\d{2}[A-Z]{2}\d{2}"
+CODE_FORMATS = {  # field -> (rule, full-match pattern), judged once per distinct code
+    "woongemeente_code": ("gemeentecode_format", r"GM\d{4}"), "zorgaanbieder_agb": ("agb_format", r"\d{8}"),
+    "crebo": ("crebo_format", r"\d{5}"), "mbo_brin": ("brin4_format", r"\d{2}[A-Z]{2}"),
+    "po_brin6": ("brin6_format", BRIN6), "vo_brin6": ("brin6_format", BRIN6),
 }
+REQUIRED_WHEN_MAPPED = {"youth_care_waitlist": ("woongemeente_code",)}  # required on rows of sources that map it
+PARSE_RULE = {DATE: "date_parse", INT: "number_parse", DEC: "number_parse", BOOL: "unknown_code", CODE: "unknown_code"}
+# C0 controls other than tab, line feed and carriage return, DEL and the C1 controls: never text.
+CONTROL_CHARACTERS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 SCHOOLS = ("po_brin6", "vo_brin6")
 MOJIBAKE_FIELDS = ("voornaam", "tussenvoegsel", "achternaam", "ondersteuning_details")
 HOURS = ("uren_ongeoorloofd", "uren_geoorloofd")
@@ -111,8 +119,62 @@ _SEPARATORS = "[ \t\r\n\u00a0.\\-]"
 _SPACES = "[ \t\r\n\u00a0]+"
 _MIDNIGHT = r"[T ]00:00(:00(\.0+)?)?$"
 TRUE_FALSE = {**dict.fromkeys(("ja", "j", "yes", "true", "1", "x"), True), **dict.fromkeys(("nee", "n", "no", "false", "0"), False)}
-ELFPROEF_WEIGHTS = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
+ELFPROEF_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+# --------------------------------------------------------------------------- code lists and schools, read by hand
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCHOOLADVIES = ("pro", "vso", "vmbo_b", "vmbo_b_k", "vmbo_k", "vmbo_k_gt", "vmbo_gt", "vmbo_gt_havo", "havo",
+                "havo_vwo", "vwo")
+ADVICE_RANK = {"pro": 0, "vso": 0} | {code: rank for rank, code in enumerate(SCHOOLADVIES[2:], start=1)}
+FIXED_CODES = {
+    "schooladvies": SCHOOLADVIES,
+    "vva_status": ("aanmelding_ontvangen", "onderwijsovereenkomst_aangeboden", "niet_tot_inschrijving", "ingetrokken",
+                   "ingeschreven"),
+    "tlv_soort": ("pro", "vso"),
+    "vrijstelling": ("5a", "5b", "5c", "15", "3a", "3b"),
+}
+IJW_LISTS = {"productcategorie": "JZ020", "verwijzer": "COD327", "reden_beeindiging": "JZ588"}
+CODELIST_OF_FIELD = {
+    **dict.fromkeys(("voorlopig_advies", "toets_advies", "definitief_advies", "onderwijsniveau", "vo_niveau"),
+                    "schooladvies"),
+    **{name: name for name in ("vva_status", "tlv_soort", "vrijstelling", *IJW_LISTS)},
+}
+
+
+@cache
+def canonical_codes(codelist: str) -> frozenset[str]:
+    if codelist in FIXED_CODES:
+        return frozenset(FIXED_CODES[codelist])
+    table = pd.read_csv(PROJECT / "reference" / "ijw_codelijsten_release_3_2.csv", dtype="str",
+                        usecols=["lijstcode", "code"])
+    return frozenset(table.loc[table["lijstcode"] == IJW_LISTS[codelist], "code"])
+
+
+@cache
+def _registry(files: tuple[str, ...]) -> pa.Array:
+    """Every school location code (BRIN6) of the region's DUO files, or of the national file."""
+    codes = []
+    for path in files or (str(PROJECT / "reference" / "duo_schoolvestigingen_nl_2024.csv"),):
+        data = Path(path).read_bytes()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
+        header = text.split("\n", 1)[0]
+        table = pd.read_csv(io.StringIO(text), sep=";" if header.count(";") > header.count(",") else ",",
+                            dtype="str", keep_default_na=False)
+        columns = {"".join(str(name).split()).replace("_", "").lower(): name for name in table.columns}
+        if "vestigingscode" in columns:
+            code = table[columns["vestigingscode"]]
+        else:  # older DUO files: BRIN and a two-digit vestigingsnummer
+            brin = next(columns[name] for name in ("brinnummer", "brin", "instellingscode") if name in columns)
+            number = table[columns["vestigingsnummer"]].str.strip()
+            code = number.where(number.str.len() != 2, table[brin].str.strip() + number)
+        codes.append(code.str.replace(r"[\s.\-]", "", regex=True).str.upper())
+    return pa.array(sorted(set(pd.concat(codes)) - {""}), type=pa.large_string())
 
 
 @dataclass
@@ -124,7 +186,7 @@ class Report:
     outputs: dict[str, int] = field(default_factory=dict)
 
 
-def run_reference(sources_dir: Path, out_dir: Path, region: Region, *, evaluation_date: dt.date | None = None,
+def run_reference(sources_dir: Path, out_dir: Path, region, *, evaluation_date: dt.date | None = None,
                   progress=lambda message: None) -> Report:
     """The whole night on ``sources_dir`` (HTTP sources from their URLs); everything written under ``out_dir``."""
     # The same Arrow memory pool as the pipeline (connectors/arrow_memory.py), so the allocator is not
@@ -179,7 +241,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 # --------------------------------------------------------------------------- ingest
 
 
-def ingest(dataset: str, region: Region, sources_dir: Path, raw_dir: Path) -> pd.DataFrame:
+def ingest(dataset: str, region, sources_dir: Path, raw_dir: Path) -> pd.DataFrame:
     """Every delivery of a dataset as text, canonical names and provenance; a snapshot per delivery."""
     frames = []
     for source_id, source in region.sources_for(dataset).items():
@@ -209,7 +271,7 @@ def _numbered(frame: pd.DataFrame, *, drop_blank: bool = True) -> pd.DataFrame:
     return frame.loc[frame.drop(columns="delivery_row").notna().any(axis=1)].reset_index(drop=True)
 
 
-def read_file(path: Path, source: Source, name: str) -> tuple[str, str, pd.DataFrame]:
+def read_file(path: Path, source, name: str) -> tuple[str, str, pd.DataFrame]:
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     fmt = source.location.format
@@ -261,7 +323,7 @@ def _xlsx_text(data: bytes, fmt, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.array([_cell_text(v) for v in body[c]], dtype="str") for c in columns})
 
 
-def fetch_api(source: Source) -> tuple[str, str, pd.DataFrame]:
+def fetch_api(source) -> tuple[str, str, pd.DataFrame]:
     """Every page of a partner API over one kept-alive connection; sha256 over the page bodies."""
     location = source.location
     url = urlsplit(location.url)
@@ -275,7 +337,7 @@ def fetch_api(source: Source) -> tuple[str, str, pd.DataFrame]:
     try:
         while True:
             params = {pagination.size_param: pagination.page_size}
-            if isinstance(pagination, PagePagination):
+            if pagination.type == "page":
                 params[pagination.page_param] = pagination.first_page + page
             elif cursor is not None:
                 params[pagination.cursor_param] = cursor
@@ -289,7 +351,7 @@ def fetch_api(source: Source) -> tuple[str, str, pd.DataFrame]:
             batch = document[pagination.records_key]
             records.extend(batch)
             page += 1
-            if isinstance(pagination, PagePagination):
+            if pagination.type == "page":
                 if len(batch) < pagination.page_size:
                     break
             else:
@@ -308,14 +370,46 @@ def fetch_api(source: Source) -> tuple[str, str, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- validate
 
+THREADS_FROM_ROWS = 100_000  # the pipeline's threshold: below it a thread costs more than the work it takes over
+
 
 def _blank_to_na(text: pd.Series) -> pd.Series:
     text = text.astype("str").str.strip()
     return text.where(text != "")
 
 
+def _per_distinct(values: pd.Series, compute) -> pd.Series:
+    """``compute`` of each distinct value, spread back over the rows (missing stays missing): a
+    column of millions of rows holds a few hundred schools or a few thousand dates."""
+    codes, distinct = pd.factorize(values)
+    result = compute(pd.Series(distinct, dtype=values.dtype)).array
+    return pd.Series(result.take(codes, allow_fill=True), index=values.index)
+
+
 def _identifier(text: pd.Series) -> pd.Series:
     return _blank_to_na(text.str.replace(_SEPARATORS, "", regex=True).str.upper())
+
+
+def _bsn(text: pd.Series) -> pd.Series:
+    value = _identifier(text)
+    return value.where(~_matches(value, r"\d{8}"), value.str.zfill(9))
+
+
+def _postcode(text: pd.Series) -> pd.Series:
+    return _identifier(text).str.replace(r"^NL", "", regex=True)
+
+
+def _gemeente(text: pd.Series) -> pd.Series:
+    value = _identifier(text)
+    return value.where(~_matches(value, r"\d{4}"), "GM" + value)
+
+
+def _schooljaar(text: pd.Series) -> pd.Series:
+    return _blank_to_na(text.str.replace(r" *[/\-] *", "-", regex=True))
+
+
+NORMALISE = {BSN: _bsn, IDENT: _identifier, POSTCODE: _postcode, GEMEENTE: _gemeente, SCHOOLJAAR: _schooljaar,
+             TEXT: _blank_to_na}
 
 
 def _matches(text: pd.Series, pattern: str) -> np.ndarray:
@@ -326,14 +420,13 @@ def _label_key(text: pd.Series) -> pd.Series:
     return text.str.replace(_SPACES, " ", regex=True).str.strip().str.lower()
 
 
-def parse_dates(text: pd.Series, source_ids: pd.Series, region: Region) -> pd.Series:
+def parse_dates(text: pd.Series, groups: dict[str, np.ndarray], region) -> pd.Series:
     """Per source's date format, else ISO; each distinct value is parsed once."""
     text = text.str.replace(_MIDNIGHT, "", regex=True)
     out = np.full(len(text), np.datetime64("NaT", "ns"))
-    for source_id in source_ids.unique():
-        rows = (source_ids == source_id).to_numpy()
+    for source_id, rows in groups.items():
         date_format = region.sources[source_id].date_format
-        codes, distinct = pd.factorize(text[rows])
+        codes, distinct = pd.factorize(text.iloc[rows])
         distinct = pd.Series(distinct, dtype="str")
         dates = pd.to_datetime(distinct, format=date_format, errors="coerce")
         if date_format != "%Y-%m-%d":
@@ -343,71 +436,116 @@ def parse_dates(text: pd.Series, source_ids: pd.Series, region: Region) -> pd.Se
     return pd.Series(out, index=text.index)
 
 
-def parse_codes(text: pd.Series, name: str, source_ids: pd.Series, region: Region) -> pd.Series:
-    codelist = CODELIST_OF_FIELD[name]
-    canonical = canonical_codes(codelist)
-    labels = _label_key(text)
-    widths = {len(code) for code in canonical if code.isdigit()}
-    if len(widths) == 1:
-        digits = labels.str.fullmatch(r"\d+").fillna(False).astype(bool)
-        labels = labels.where(~digits, labels.str.zfill(widths.pop()))
-    out = pd.Series(pd.NA, index=text.index, dtype="str")
-    for source_id in source_ids.unique():
-        rows = (source_ids == source_id).to_numpy()
-        mapping = {code: code for code in canonical} | region.codelists.get(codelist, {})
-        mapping |= region.sources[source_id].codes.get(name, {})
-        lookup = {" ".join(label.split()).lower(): code for label, code in mapping.items()}
-        out[rows] = labels[rows].map(lookup)
+_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def parse_decimals(text: pd.Series) -> pd.Series:
+    """A decimal point or comma; checked by an Arrow regex and converted by Arrow's cast, not value by value."""
+    cleaned = pa.array(text.str.replace(",", ".", regex=False), type=pa.large_string(), from_pandas=True)
+    numbers = pc.cast(pc.if_else(pc.match_substring_regex(cleaned, _DECIMAL), cleaned, None), pa.float64())
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+
+
+def parse_booleans(text: pd.Series, name: str, groups: dict[str, np.ndarray], region) -> pd.Series:
+    """The yes/no words, plus the labels the region and the source map onto ja/nee; per distinct label."""
+    out = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    for source_id, rows in groups.items():
+        labels = region.codelists.get("ja_nee", {}) | region.sources[source_id].codes.get(name, {})
+        truth = TRUE_FALSE | {" ".join(label.split()).lower(): code == "ja" for label, code in labels.items()}
+        part = _per_distinct(text.iloc[rows], lambda values: _label_key(values).map(truth).astype("boolean"))
+        out.iloc[rows] = part.to_numpy()
     return out
 
 
-def parse(dataset: str, raw: pd.DataFrame, region: Region) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Typed columns, and per field the rows whose value is present but does not parse."""
-    typed, failed = {}, {}
-    for name, kind in FIELDS[dataset].items():
+def parse_codes(text: pd.Series, name: str, groups: dict[str, np.ndarray], region) -> pd.Series:
+    """Labels to canonical codes: each distinct label normalised and looked up once, the rows take
+    their code by position."""
+    codelist = CODELIST_OF_FIELD[name]
+    canonical = canonical_codes(codelist)
+    label_of_row, distinct = pd.factorize(text)
+    labels = _label_key(pd.Series(distinct, dtype="str"))
+    widths = {len(code) for code in canonical if code.isdigit()}
+    if len(widths) == 1:
+        labels = labels.where(~_matches(labels, r"\d+"), labels.str.zfill(widths.pop()))
+    codes = sorted(canonical | {code for source_id in groups for code in _code_mapping(codelist, name, source_id, region).values()})
+    number = {code: i for i, code in enumerate(codes)}
+    code_of_row = np.full(len(text), -1, dtype=np.int64)
+    for source_id, rows in groups.items():
+        lookup = _code_mapping(codelist, name, source_id, region)
+        code_of_label = np.array([number.get(lookup.get(label), -1) for label in labels] or [-1], dtype=np.int64)
+        label = label_of_row[rows]
+        code_of_row[rows] = np.where(label >= 0, code_of_label[np.maximum(label, 0)], -1)
+    parsed = pa.array(codes, type=pa.large_string()).take(pa.array(code_of_row, mask=code_of_row < 0))
+    return pd.Series(pd.array(parsed, dtype="str"), index=text.index)
+
+
+def _code_mapping(codelist: str, name: str, source_id: str, region) -> dict[str, str]:
+    mapping = {code: code for code in canonical_codes(codelist)} | region.codelists.get(codelist, {})
+    mapping |= region.sources[source_id].codes.get(name, {})
+    return {" ".join(label.split()).lower(): code for label, code in mapping.items()}
+
+
+def parse(dataset: str, raw: pd.DataFrame, region) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Typed columns, and per field the rows whose value is present but does not parse.
+
+    Fields are independent and mostly Arrow work, which releases the GIL: a large delivery's fields
+    are parsed two at a time, as the pipeline does.
+    """
+    source_codes, source_ids = pd.factorize(raw["source_id"])
+    groups = {source_id: np.flatnonzero(source_codes == i) for i, source_id in enumerate(source_ids)}
+
+    def parse_field(item: tuple[str, str]) -> tuple[pd.Series, np.ndarray | None]:
+        name, kind = item
         text = _blank_to_na(raw[name])
         if kind == DATE:
-            value = parse_dates(text, raw["source_id"], region)
-        elif kind in (INT, DEC):
-            number = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
-            value = number.where((number == number.round()) & (number.abs() < 2**53)).astype("Int64") if kind == INT \
-                else number.astype("float64")
+            value = parse_dates(text, groups, region)
+        elif kind == INT:
+            number = parse_decimals(text)
+            value = number.where((number == number.round()) & (number.abs() < 2**53)).astype("Int64")
+        elif kind == DEC:
+            value = parse_decimals(text)
         elif kind == BOOL:
-            value = text.str.lower().map(TRUE_FALSE).astype("boolean")
+            value = parse_booleans(text, name, groups, region)
         elif kind == CODE:
-            value = parse_codes(text, name, raw["source_id"], region)
-        elif kind == BSN:
-            value = _identifier(text)
-            value = value.where(~_matches(value, r"\d{8}"), value.str.zfill(9))
-        elif kind == IDENT:
-            value = _identifier(text)
-        elif kind == POSTCODE:
-            value = _identifier(text).str.replace(r"^NL", "", regex=True)
-        elif kind == GEMEENTE:
-            value = _identifier(text)
-            value = value.where(~_matches(value, r"\d{4}"), "GM" + value)
-        elif kind == SCHOOLJAAR:
-            value = _blank_to_na(text.str.replace(r" *[/\-] *", "-", regex=True))
+            value = parse_codes(text, name, groups, region)
         else:
-            value = text
-        typed[name] = value
-        if kind in (DATE, INT, DEC, BOOL, CODE):
-            failed[name] = (text.notna() & value.isna()).to_numpy()
-    return pd.DataFrame(typed, index=raw.index), failed
+            value = _per_distinct(text, NORMALISE[kind])
+        failed = (text.notna() & value.isna()).to_numpy() if kind in PARSE_RULE else None
+        return value, failed
+
+    items = list(FIELDS[dataset].items())
+    if len(raw) >= THREADS_FROM_ROWS:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse") as pool:
+            parsed = list(pool.map(parse_field, items))
+    else:
+        parsed = [parse_field(item) for item in items]
+    typed = pd.DataFrame({name: value for (name, _), (value, _) in zip(items, parsed)}, index=raw.index)
+    return typed, {name: failed for (name, _), (_, failed) in zip(items, parsed) if failed is not None}
 
 
 def elfproef_remainder(values: pd.Series) -> np.ndarray:
-    """Weighted digit sum mod 11 of 9-digit values, -1 for anything else or all zeros."""
-    nine = _matches(values, r"\d{9}")
-    numbers = np.zeros(len(values), dtype=np.int64)
-    numbers[nine] = values[nine].astype("int64").to_numpy()
-    digits = (numbers[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
-    return np.where(nine & (numbers > 0), (digits @ ELFPROEF_WEIGHTS) % 11, -1)
+    """Weighted digit sum mod 11 of 9-digit values, -1 for anything else or all zeros.
+
+    The nine ASCII digits of every such value lie side by side in the Arrow text buffer: read as
+    an n × 9 byte matrix, the weighted sum is nine int32 column passes (no int64 matrix, no parsing).
+    """
+    text = pa.array(values, type=pa.large_string(), from_pandas=True)
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    nine = pc.fill_null(pc.and_(pc.equal(pc.binary_length(text), 9), pc.ascii_is_decimal(text)), False)
+    digits = pc.if_else(nine, text, pa.scalar("0" * 9, pa.large_string()))
+    offsets = np.frombuffer(digits.buffers()[1], dtype=np.int64)[digits.offset:digits.offset + len(digits) + 1]
+    matrix = np.frombuffer(digits.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 9)
+    total = np.full(len(matrix), -ord("0") * sum(ELFPROEF_WEIGHTS), dtype=np.int32)
+    for column, weight in enumerate(ELFPROEF_WEIGHTS):
+        total += int(weight) * matrix[:, column].astype(np.int32)
+    nonzero = pc.and_(nine, pc.not_equal(digits, "0" * 9)).to_numpy(zero_copy_only=False)
+    return np.where(nonzero, total % 11, -1)
 
 
-def _school_year_start(schooljaar: pd.Series, region: Region) -> pd.Series:
-    return pd.to_datetime(schooljaar.str.slice(0, 4) + "-" + region.calendar.school_year_start, format="%Y-%m-%d",
-                          errors="coerce")
+def _school_year_start(schooljaar: pd.Series, region) -> pd.Series:
+    start = region.calendar.school_year_start
+    return _per_distinct(schooljaar, lambda years: pd.to_datetime(years.str.slice(0, 4) + "-" + start,
+                                                                  format="%Y-%m-%d", errors="coerce"))
 
 
 def _age(born: pd.Series, on: pd.Series) -> pd.Series:
@@ -415,94 +553,165 @@ def _age(born: pd.Series, on: pd.Series) -> pd.Series:
     return on.dt.year - born.dt.year - before.astype("Int64")
 
 
-def rule_masks(dataset: str, typed: pd.DataFrame, region: Region, e: pd.Timestamp) -> dict[str, np.ndarray]:
-    """Rule -> rows that break it; a missing value breaks only ``required`` and ``one_identifier``."""
-    masks: dict[str, np.ndarray] = {}
+def _per_code(values: pd.Series, verdict) -> np.ndarray:
+    """Rows whose present code fails ``verdict`` (a function of the distinct codes)."""
+    ok = _per_distinct(values, lambda codes: pd.Series(verdict(codes), index=codes.index).astype("boolean"))
+    return ~ok.fillna(True).to_numpy(dtype=bool)
+
+
+def rule_masks(dataset: str, typed: pd.DataFrame, failed: dict[str, np.ndarray], region,
+               e: pd.Timestamp) -> dict[tuple[str, str], np.ndarray]:
+    """(column, rule) -> rows that break it, named as docs/validation.md names them. A missing value
+    breaks only ``required`` and ``one_identifier``; a value that did not parse is reported once,
+    by its parse rule."""
+    masks: dict[tuple[str, str], np.ndarray] = {}
     present = {name: typed[name].notna().to_numpy() for name in typed}
     for name in REQUIRED[dataset]:
-        masks[f"required:{name}"] = ~present[name]
+        masks[(name, "required")] = ~present[name] & ~failed.get(name, np.zeros(len(typed), dtype=bool))
     identifiers = IDENTIFIERS.get(dataset, ("bsn", "onderwijsnummer"))
-    masks["one_identifier"] = sum(present[name].astype(int) for name in identifiers) != 1
+    masks[(identifiers[0], "one_identifier")] = sum(present[name].astype(int) for name in identifiers) != 1
     if "bsn" in typed:
-        masks["bsn_elfproef"] = present["bsn"] & (elfproef_remainder(typed["bsn"]) != 0)
+        masks[("bsn", "bsn_elfproef")] = present["bsn"] & (elfproef_remainder(typed["bsn"]) != 0)
     if "onderwijsnummer" in typed:
         onr = typed["onderwijsnummer"]
-        masks["onderwijsnummer_valid"] = present["onderwijsnummer"] & ~(
+        masks[("onderwijsnummer", "onderwijsnummer_valid")] = present["onderwijsnummer"] & ~(
             onr.str.startswith("10").fillna(False).to_numpy(dtype=bool) & (elfproef_remainder(onr) == 5))
-    for name, pattern in PATTERNS.items():
-        if name in typed:
-            masks[f"format:{name}"] = present[name] & ~_matches(typed[name], pattern)
     if "postcode" in typed:
-        masks["postcode_letters"] = typed["postcode"].str.slice(4).isin(["SA", "SD", "SS"]).to_numpy(dtype=bool)
-    known = known_schools()
+        postcode = typed["postcode"]
+        masks[("postcode", "postcode_format")] = present["postcode"] & (
+            ~_matches(postcode, PATTERNS["postcode"]) | postcode.str.slice(4).isin(["SA", "SD", "SS"]).to_numpy(dtype=bool))
+    for name, (rule, pattern) in CODE_FORMATS.items():
+        if name in typed:
+            masks[(name, rule)] = _per_code(typed[name], lambda codes, p=pattern: _matches(codes, p))
+    schools = _registry(tuple(region.school_registry or ()))
     for name in SCHOOLS:
         if name in typed:
-            masks[f"known_school:{name}"] = _matches(typed[name], PATTERNS[name]) & ~typed[name].isin(known).to_numpy()
+            masks[(name, "known_school")] = _per_code(typed[name], lambda codes: ~_matches(codes, PATTERNS[name])
+                                                      | pc.is_in(pa.array(codes, type=pa.large_string()),
+                                                                 value_set=schools).to_numpy(zero_copy_only=False))
     if "schooljaar" in typed:
-        year = typed["schooljaar"]
-        shaped = _matches(year, r"\d{4}-\d{4}")
-        first = pd.to_numeric(year.str.slice(0, 4).where(shaped), errors="coerce").to_numpy()
-        second = pd.to_numeric(year.str.slice(5, 9).where(shaped), errors="coerce").to_numpy()
-        masks["schooljaar_format"] = present["schooljaar"] & ~(shaped & (second == first + 1))
+        def consecutive(years: pd.Series) -> np.ndarray:
+            shaped = _matches(years, r"\d{4}-\d{4}")
+            first = pd.to_numeric(years.str.slice(0, 4).where(shaped), errors="coerce").to_numpy()
+            second = pd.to_numeric(years.str.slice(5, 9).where(shaped), errors="coerce").to_numpy()
+            return shaped & (second == first + 1)
+
+        masks[("schooljaar", "schooljaar_format")] = _per_code(typed["schooljaar"], consecutive)
     for name in HOURS:
         if name in typed:
-            masks[f"hours_range:{name}"] = present[name] & ~typed[name].between(0, 40).fillna(False).to_numpy(dtype=bool)
+            masks[(name, "hours_range")] = present[name] & ~typed[name].between(0, 40).fillna(False).to_numpy(dtype=bool)
     for name in MOJIBAKE_FIELDS:
         if name in typed:
-            masks[f"mojibake:{name}"] = typed[name].str.contains("Ã|Â|â€", regex=True).fillna(False).to_numpy(dtype=bool)
+            masks[(name, "mojibake")] = _per_code(typed[name], lambda texts: ~texts.str.contains(
+                "Ã|Â|â€", regex=True).fillna(False).to_numpy(dtype=bool))
     cutoff = min(pd.Timestamp(dt.datetime.now(AMSTERDAM).date()), e)  # delivered tonight: fetched_at's day
-    dates = [name for name, kind in FIELDS[dataset].items() if kind == DATE]
-    for name in dates:
-        masks[f"not_in_future:{name}"] = (typed[name] > cutoff).to_numpy(dtype=bool)
+    for name, kind in FIELDS[dataset].items():
+        if kind == DATE:
+            masks[(name, "not_in_future")] = (typed[name] > cutoff).to_numpy(dtype=bool)
     for name, bound, years in DATE_ORDER.get(dataset, []):
         limit = (_school_year_start(typed[bound], region) - pd.DateOffset(years=years)) if bound == "schooljaar" \
             else typed[bound]
-        masks[f"date_order:{name}"] = (typed[name] < limit).to_numpy(dtype=bool)
+        masks[(name, "date_order")] = (typed[name] < limit).to_numpy(dtype=bool)
     if dataset in AGE_RANGE:
         at, youngest, oldest = AGE_RANGE[dataset]
         on = _school_year_start(typed[at], region) if at == "schooljaar" else typed[at]
         age = _age(typed["geboortedatum"], on)
-        masks["birthdate_plausible"] = (~age.between(youngest, oldest)).fillna(False).to_numpy(dtype=bool)
+        masks[("geboortedatum", "birthdate_plausible")] = (~age.between(youngest, oldest)).fillna(False).to_numpy(dtype=bool)
     if dataset == "po_transfers":
-        final, first = typed["definitief_advies"].map(ADVICE_RANK), typed["voorlopig_advies"].map(ADVICE_RANK)
-        masks["advice_not_lowered"] = (final < first).to_numpy(dtype=bool)
+        def rank(advice: pd.Series) -> pd.Series:
+            return _per_distinct(advice, lambda codes: codes.map(ADVICE_RANK).astype("Float64"))
+
+        lowered = rank(typed["definitief_advies"]) < rank(typed["voorlopig_advies"])
+        masks[("definitief_advies", "advice_not_lowered")] = lowered.fillna(False).to_numpy(dtype=bool)
+    for name, rows in failed.items():
+        masks[(name, PARSE_RULE[FIELDS[dataset][name]])] = rows
+    return masks
+
+
+def delivered_masks(dataset: str, raw: pd.DataFrame, region) -> dict[tuple[str, str], np.ndarray]:
+    """The rules on the delivered text: control characters in any field, and a field some sources
+    map left empty on a row of such a source."""
+    masks = {}
+    for name in FIELDS[dataset]:
+        text = pa.array(raw[name].astype("str"), type=pa.large_string(), from_pandas=True)
+        found = pc.fill_null(pc.match_substring_regex(text, CONTROL_CHARACTERS), False).to_numpy(zero_copy_only=False)
+        if found.any():
+            masks[(name, "control_character")] = found
+    for name in REQUIRED_WHEN_MAPPED.get(dataset, ()):
+        mapping = [sid for sid, source in region.sources.items() if name in source.columns.values()]
+        masks[(name, "required")] = (raw["source_id"].isin(mapping) & _blank_to_na(raw[name]).isna()).to_numpy()
     return masks
 
 
 def duplicate_rows(raw: pd.DataFrame, fields: list[str]) -> np.ndarray:
-    """Later exact copies (delivered text) of a row of the same delivery: a 64-bit hash, then exact on candidates."""
+    """Later exact copies (delivered text) of a row of the same delivery.
+
+    A 64-bit number per row from each column's Arrow dictionary codes (a hash per value, in C++)
+    finds the candidates; the exact comparison runs on those alone.
+    """
     keys = raw.loc[:, ["source_id", "delivery", *fields]]
-    candidates = pd.util.hash_pandas_object(keys, index=False).duplicated(keep=False).to_numpy()
+    fingerprint = np.zeros(len(keys), dtype=np.uint64)
+    for name in keys.columns:
+        values = pa.array(keys[name], from_pandas=True)
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False)
+        fingerprint = fingerprint * np.uint64(0x100000001B3) + (codes.astype(np.int64) + 1).astype(np.uint64)
+    candidates = pd.Series(fingerprint).duplicated(keep=False).to_numpy()
     duplicated = np.zeros(len(raw), dtype=bool)
     duplicated[candidates] = keys.loc[candidates].duplicated(keep="first").to_numpy()
     return duplicated
 
 
-def validate(dataset: str, raw: pd.DataFrame, region: Region, e: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid typed rows with provenance and ``buiten_regio``, quarantine: one row per failing row and rule)."""
-    fields = list(FIELDS[dataset])
-    # A delivery whose required field is empty in every row breaks the contract as a whole.
-    filled = raw.loc[:, list(REQUIRED[dataset])].notna().groupby([raw["source_id"], raw["delivery"]]).transform("any")
-    accepted = raw.loc[filled.all(axis=1).to_numpy()].reset_index(drop=True)
+def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``frame.loc[keep]`` by Arrow's filter; a large frame's columns in two threads (index renumbered)."""
+    selector = pa.array(np.asarray(keep, dtype=bool))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if len(frame) >= THREADS_FROM_ROWS and table.num_columns > 1:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="columns") as pool:
+            columns = list(pool.map(lambda column: pc.filter(column, selector), table.columns))
+    else:
+        columns = [pc.filter(column, selector) for column in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema).to_pandas()
 
-    typed, failed = parse(dataset, accepted, region)
-    masks = rule_masks(dataset, typed, region, e)
-    masks |= {f"parse:{name}": rows for name, rows in failed.items()}
-    masks["duplicate_row"] = duplicate_rows(accepted, fields)
+
+def validate(dataset: str, raw: pd.DataFrame, region, e: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid typed rows with provenance and ``buiten_regio``, quarantine: one row per failing row, column and rule)."""
+    fields = list(FIELDS[dataset])
+    # A delivery whose required field is empty in every row breaks the contract as a whole; the
+    # deliveries are numbered once (factorized provenance), not grouped on as text.
+    combined = np.zeros(len(raw), dtype=np.int64)
+    for name in ("source_id", "delivery", "delivery_sha256"):
+        codes, distinct = pd.factorize(raw[name])
+        combined = combined * (len(distinct) + 1) + codes + 1
+    delivery, deliveries = pd.factorize(combined)
+    filled = np.ones(len(deliveries), dtype=bool)
+    for name in REQUIRED[dataset]:
+        filled &= np.bincount(delivery, weights=raw[name].notna().to_numpy(), minlength=len(deliveries)) > 0
+    accepted = raw if filled.all() else select_rows(raw, filled[delivery])
+
+    # The exact duplicates need nothing of the parsing and the rules: a helper thread finds them
+    # on the second core meanwhile, as the pipeline's validation does.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplicates") as helper:
+        duplicates = helper.submit(duplicate_rows, accepted, fields)
+        typed, failed = parse(dataset, accepted, region)
+        masks = delivered_masks(dataset, accepted, region)
+        for key, rows in rule_masks(dataset, typed, failed, region, e).items():
+            masks[key] = masks[key] | rows if key in masks else rows
+        masks[("*", "duplicate_row")] = duplicates.result()
     bad = np.logical_or.reduce(list(masks.values()))
 
-    valid = typed.loc[~bad].assign(**{name: accepted.loc[~bad, name] for name in PROVENANCE})
+    valid = select_rows(typed.assign(**{name: accepted[name] for name in PROVENANCE}), ~bad)
     if "toestemming_ouders" in valid:  # without a dated consent, consent-gated fields stop here
         consent = _consent(valid)
         valid = valid.assign(**{name: valid[name].where(consent) for name in GATED if name in valid})
     if "woongemeente_code" in valid:
         code = valid["woongemeente_code"]
         valid["buiten_regio"] = (~code.isin(region.gemeente_codes)).astype("boolean").where(code.notna())
-    rules = np.array(list(masks), dtype=object)
-    matrix = np.column_stack(list(masks.values()))
-    rows, which = np.nonzero(matrix)
-    rejects = accepted.loc[rows, list(PROVENANCE)].reset_index(drop=True).assign(rule=rules[which])
-    return valid.reset_index(drop=True), rejects
+    keys = list(masks)
+    rows, which = np.nonzero(np.column_stack(list(masks.values())))
+    rejects = accepted.iloc[rows][list(PROVENANCE)].reset_index(drop=True).assign(
+        column=pd.array([keys[i][0] for i in which], dtype="str"), rule=pd.array([keys[i][1] for i in which], dtype="str"))
+    return valid, rejects
 
 
 # --------------------------------------------------------------------------- link
@@ -625,12 +834,12 @@ def _latest(frame: pd.DataFrame, by: list[str], order: list[str]) -> pd.DataFram
     return ordered.drop_duplicates(by, keep="last")
 
 
-def _first_school_year(e: pd.Timestamp, region: Region) -> int:
+def _first_school_year(e: pd.Timestamp, region) -> int:
     month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
     return e.year - int((e.month * 100 + e.day) < month * 100 + day)
 
 
-def po_vo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+def po_vo_handover(linked: Linked, e: pd.Timestamp, region, folder: Path) -> int:
     """Routing follows the pupil: a running enrolment's school, else the latest unambiguous aanmelding's;
     the current and the coming school year only."""
     first = _first_school_year(e, region)
@@ -685,7 +894,7 @@ def po_vo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path
     return len(table)
 
 
-def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Path) -> int:
+def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region, folder: Path) -> int:
     """Once ingeschreven at one institution, only that one; leavers of the current and the coming
     transfer year; support from the VO school's record, else the PO dossier; absence of the last year."""
     flow = linked.tables["mbo_outflow"]
@@ -734,7 +943,7 @@ def vo_mbo_handover(linked: Linked, e: pd.Timestamp, region: Region, folder: Pat
     return len(table)
 
 
-def _absence_last_year(linked: Linked, leavers: pd.DataFrame, region: Region, e: pd.Timestamp) -> pd.DataFrame:
+def _absence_last_year(linked: Linked, leavers: pd.DataFrame, region, e: pd.Timestamp) -> pd.DataFrame:
     """Absence hours per leaver in the school year of its last day at VO; empty where its school delivered none."""
     absence = linked.tables["vo_absence"]
     last_day = (leavers["uitstroomdatum"] - pd.Timedelta(days=1)).fillna(e).to_numpy(dtype="datetime64[D]")
@@ -761,7 +970,7 @@ EPOCH_MONDAY = np.datetime64("1970-01-05", "D")
 class Weeks:
     """School weeks: Monday-Friday weeks not wholly inside a holiday, numbered consecutively."""
 
-    def __init__(self, region: Region, e: pd.Timestamp) -> None:
+    def __init__(self, region, e: pd.Timestamp) -> None:
         days = [np.arange(np.datetime64(h.start, "D"), np.datetime64(h.end, "D") + 1) for h in region.calendar.holidays]
         holiday = np.concatenate([np.array([], dtype="datetime64[D]"), *days])
         mondays = np.unique(monday(holiday))
@@ -790,7 +999,7 @@ def monday(days: np.ndarray) -> np.ndarray:
     return days - (days.astype(np.int64) + 3) % 7
 
 
-def _school_year(days: np.ndarray, region: Region) -> np.ndarray:
+def _school_year(days: np.ndarray, region) -> np.ndarray:
     month, day = (int(part) for part in region.calendar.school_year_start.split("-"))
     stamps = pd.DatetimeIndex(days)
     return (stamps.year - ((stamps.month * 100 + stamps.day) < month * 100 + day)).to_numpy()
@@ -800,7 +1009,7 @@ def _on(year: np.ndarray, month_day: str) -> np.ndarray:
     return pd.to_datetime(pd.Series(year).astype("str") + "-" + month_day, format="%Y-%m-%d").to_numpy(dtype="datetime64[D]")
 
 
-def alert_rules(linked: Linked, region: Region, e: pd.Timestamp) -> pd.DataFrame:
+def alert_rules(linked: Linked, region, e: pd.Timestamp) -> pd.DataFrame:
     """The reasons of docs/alerts.md, vectorised over integer pupil ids; one row per (pupil, reason)."""
     pupils = linked.pupils
     n = linked.ids
@@ -926,7 +1135,7 @@ def alert_rules(linked: Linked, region: Region, e: pd.Timestamp) -> pd.DataFrame
     return pd.concat([alerts.loc[~routed], dsp_rows], ignore_index=True).sort_values(["reason", "pupil"], ignore_index=True)
 
 
-def write_alert_lists(alerts: pd.DataFrame, linked: Linked, region: Region, folder: Path) -> None:
+def write_alert_lists(alerts: pd.DataFrame, linked: Linked, region, folder: Path) -> None:
     """The coordinator's list and one per municipality (its own residents), as CSV; all alerts as Parquet."""
     people = linked.pupils.set_index("pupil")
     listed = alerts.join(people[["pupil_key", "bsn", "onderwijsnummer", "voornaam", "tussenvoegsel", "achternaam",
@@ -947,7 +1156,7 @@ def write_alert_lists(alerts: pd.DataFrame, linked: Linked, region: Region, fold
 # --------------------------------------------------------------------------- outputs: exports
 
 
-def municipal_exports(linked: Linked, alerts: pd.DataFrame, region: Region, e: pd.Timestamp, folder: Path) -> int:
+def municipal_exports(linked: Linked, alerts: pd.DataFrame, region, e: pd.Timestamp, folder: Path) -> int:
     """Per municipality, its residents only: a keyed-pseudonym monitoring table and counts with 1-5 suppressed."""
     pupils = linked.pupils.loc[~linked.pupils["buiten_regio"]]
     n = linked.ids
