@@ -217,13 +217,27 @@ def run_scale(pupils: int, args: argparse.Namespace, work: Path) -> dict:
                 nights.append(record)
                 say(f"{name}: {kind} {'ok' if record['success'] else 'FAILED'}: wall {record['wall_s']:.1f} s, "
                     f"CPU {record['cpu_s']:.1f} s, peak RSS {record['peak_rss_kib'] / GIB:.2f} GiB")
+    say(f"{name}: comparing the last round's outputs by content")
+    content = content_crosscheck(folder / f"pipeline-{args.repeat}", folder / f"reference-{args.repeat}")
     if not args.keep:
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
     return {"pupils": pupils, "name": name, "rows": rows, "total_rows": total_rows,
             "generate": {"wall_s": generated.wall_s, "cpu_s": generated.cpu_s, "peak_rss_kib": generated.peak_rss_kib},
-            "nights": nights, "summary": summarise(nights, total_rows)}
+            "nights": nights, "summary": summarise(nights, total_rows), "crosscheck": content}
+
+
+def content_crosscheck(pipeline_var: Path, reference_out: Path) -> dict:
+    """``bench.crosscheck`` on one round's outputs, as JSON; a side that left no outputs is an error, not a crash."""
+    from dataclasses import asdict
+
+    from bench.crosscheck import crosscheck
+
+    try:
+        return {thing: asdict(result) for thing, result in crosscheck(pipeline_var, reference_out).items()}
+    except (OSError, ValueError, KeyError) as error:
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def summarise(nights: list[dict], total_rows: int) -> dict:
@@ -310,6 +324,14 @@ def targets(scales: list[dict]) -> list[dict]:
     return checks
 
 
+def _content_cell(result: dict | None) -> str:
+    if result is None:
+        return "–"
+    if result["equal"]:
+        return f"✓ {result['pipeline_rows']:,}"
+    return f"✗ {result['pipeline_rows']:,} / {result['reference_rows']:,}"
+
+
 def _fmt(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -361,18 +383,26 @@ def markdown(report: dict) -> str:
         for g in report["growth"][kind]:
             lines.append(f"| {kind} | {g['from']} | {g['to']} | {g['exponent']:.2f} | {g['us_per_row']:.1f} "
                          f"| {g['marginal_us_per_row']:.1f} |")
-    lines += ["", "## Cross-checks", "", "| scale | validated rows equal | alerts pipeline / reference | pipeline success "
+    lines += ["", "## Cross-checks", "", "Content, not counts (`bench/crosscheck.py`): ✓ and the rows where the pipeline's "
+              "and the reference's rows hash-equal, ✗ and both counts where they do not.", "",
+              "| scale | validated ✓ | quarantine ✓ | alerts ✓ | handovers ✓ | pipeline success "
               "| load average before/after each run | generator wall s | generator peak RSS GiB |",
-              "|---|---|---|---|---|---:|---:|"]
+              "|---|---|---|---|---|---|---|---:|---:|"]
+    differences = []
     for scale in report["scales"]:
         summary = scale["summary"]
         loads = ", ".join(f"{n['kind'][:3]} {n['load_average']['before']:.1f}/{n['load_average']['after']:.1f}"
                           for n in scale["nights"] if "load_average" in n)
-        alerts = (summary.get("pipeline", {}).get("outputs", {}).get("thuiszitter_alerts"),
-                  summary.get("reference", {}).get("outputs", {}).get("alerts"))
-        lines.append(f"| {scale['name']} | {summary.get('validated_rows_equal')} | {alerts[0]} / {alerts[1]} | "
+        content = scale.get("crosscheck", {})
+        cells = [_content_cell(content.get(thing)) if "error" not in content else content["error"]
+                 for thing in ("validated", "quarantine", "alerts", "handovers")]
+        differences += [f"- {scale['name']}, {thing}: {example}" for thing, result in content.items()
+                        if isinstance(result, dict) for example in result["examples"][:5]]
+        lines.append(f"| {scale['name']} | {' | '.join(cells)} | "
                      f"{summary.get('pipeline', {}).get('success')} | {loads} | {scale['generate']['wall_s']:.1f} | "
                      f"{_gib(scale['generate']['peak_rss_kib'])} |")
+    if differences:
+        lines += ["", "Differences (rows by provenance or hashed pupil key):", "", *differences]
     lines += ["", "Slowest pipeline steps (largest scale, wall s):", ""]
     if report["scales"]:
         largest = report["scales"][-1]

@@ -59,12 +59,6 @@ class Comparison:
     reference_digest: str
     examples: list[str] = field(default_factory=list)
 
-    def cell(self) -> str:
-        """The results.md cell: a tick and the rows, or a cross and both counts."""
-        if self.equal:
-            return f"✓ {self.pipeline_rows:,}"
-        return f"✗ {self.pipeline_rows:,} / {self.reference_rows:,}"
-
 
 # --------------------------------------------------------------------------- reading each side
 
@@ -82,7 +76,10 @@ def pipeline_outputs(var: Path) -> dict[str, dict[str, pd.DataFrame]]:
     lake = var / "lake" / "assets"
     validated = {name: frame for name in DATASETS
                  if (frame := _parquet(str(lake / name / "*.parquet"))) is not None}
-    with sqlite3.connect(f"file:{var / 'warehouse.sqlite'}?mode=ro", uri=True) as connection:
+    warehouse = var / "warehouse.sqlite"
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse}: the pipeline night left no warehouse")
+    with sqlite3.connect(f"file:{warehouse}?mode=ro", uri=True) as connection:
         quarantine = pd.read_sql_query(
             'SELECT dataset, source_id, delivery, delivery_row, "column", rule FROM quarantine '
             "WHERE resolved_at IS NULL", connection)
