@@ -196,7 +196,7 @@ def compare_frames(thing: str, pipeline: pd.DataFrame, reference: pd.DataFrame, 
         for _, row in rows.head(EXAMPLES).iterrows():
             note = ""
             if side == "pipeline only" and by_identity is not None:
-                key = tuple(row[name] for name in identity)
+                key = tuple(row[name] for name in identity) if len(identity) > 1 else row[identity[0]]
                 if key in by_identity.index:
                     other = by_identity.loc[key]
                     differing = [name for name in columns if name not in identity and other[name] != row[name]]

@@ -663,14 +663,26 @@ def duplicate_rows(raw: pd.DataFrame, fields: list[str]) -> np.ndarray:
 
 
 def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
-    """``frame.loc[keep]`` by Arrow's filter; a large frame's columns in two threads (index renumbered)."""
+    """``frame.loc[keep]`` by Arrow's filter (index renumbered)."""
     selector = pa.array(np.asarray(keep, dtype=bool))
+    return _columnwise(frame, lambda column: pc.filter(column, selector))
+
+
+def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``frame.iloc[positions]`` by Arrow's take (index renumbered)."""
+    selector = pa.array(np.asarray(positions, dtype=np.int64))
+    return _columnwise(frame, lambda column: column.take(selector))
+
+
+def _columnwise(frame: pd.DataFrame, kernel) -> pd.DataFrame:
+    """``kernel`` on every column as Arrow; a large frame's columns in two threads (the kernels release
+    the GIL), as the pipeline selects rows."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if len(frame) >= THREADS_FROM_ROWS and table.num_columns > 1:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="columns") as pool:
-            columns = list(pool.map(lambda column: pc.filter(column, selector), table.columns))
+            columns = list(pool.map(kernel, table.columns))
     else:
-        columns = [pc.filter(column, selector) for column in table.columns]
+        columns = [kernel(column) for column in table.columns]
     return pa.Table.from_arrays(columns, schema=table.schema).to_pandas()
 
 
@@ -746,6 +758,21 @@ def _active(enrolment: pd.DataFrame, e: pd.Timestamp) -> np.ndarray:
                                                    | (enrolment["uitschrijfdatum"] > e))).to_numpy(dtype=bool)
 
 
+FILLED_FROM_OTHER_SOURCES = ("geboortedatum", "bsn", "onderwijsnummer", "postcode", "woongemeente_code")
+
+
+def _two_values(ids: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
+    """Per pupil id: more than one distinct present value? Exactly when its smallest and largest value
+    code differ: one pass over the rows (``ufunc.at``), no sort, no de-duplication."""
+    known = values.notna().to_numpy()
+    codes, _ = pd.factorize(values[known])
+    lowest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    highest = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(lowest, ids[known], codes)
+    np.maximum.at(highest, ids[known], codes)
+    return (highest >= 0) & (highest != lowest)
+
+
 def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
     keys = {name: pupil_keys(frame) for name, frame in valid.items()}
     codes, uniques = pd.factorize(pd.concat(list(keys.values()), ignore_index=True))
@@ -762,31 +789,44 @@ def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
         parts.append(part.assign(priority=priority, recency=frame[RECENCY[name]]))
     rows = pd.concat(parts, ignore_index=True)
 
-    dated = rows.loc[rows["geboortedatum"].notna(), ["pupil", "geboortedatum"]].drop_duplicates()
-    two_birthdates = np.bincount(dated["pupil"].to_numpy(), minlength=n) > 1
     enrolment = tables["vo_enrolment"]
-    active = enrolment.loc[_active(enrolment, e), ["pupil", "vo_brin6"]].drop_duplicates()
-    two_schools = np.bincount(active["pupil"].to_numpy(), minlength=n) > 1
+    active = enrolment.loc[_active(enrolment, e)]
+    two_birthdates = _two_values(rows["pupil"].to_numpy(), rows["geboortedatum"], n)
+    two_schools = _two_values(active["pupil"].to_numpy(), active["vo_brin6"], n)
     conflicted = two_birthdates | two_schools
     conflicts = pd.DataFrame({"pupil_key": np.concatenate([uniques[two_birthdates], uniques[two_schools]]),
                               "rule": ["conflicting_birthdate"] * int(two_birthdates.sum())
                               + ["conflicting_enrolment"] * int(two_schools.sum())})
 
-    # Best source first, most recent first; groupby.first() takes the first non-missing value per
-    # field, so gaps in the best row are filled from the next ones.
-    rows = rows.loc[~conflicted[rows["pupil"].to_numpy()]]
-    rows = rows.sort_values(["pupil", "priority", "recency"], ascending=[True, True, False], na_position="last",
-                            kind="stable")
-    pupils = rows.drop(columns=["priority", "recency"]).groupby("pupil", sort=True).first()
-    for i, name in enumerate(IDENTITY_SOURCES):
-        pupils[f"in_{name}"] = np.bincount(tables[name]["pupil"].to_numpy(), minlength=n)[pupils.index] > 0
-    current = (enrolment.loc[_active(enrolment, e)].sort_values(["pupil", "inschrijfdatum"], kind="stable")
+    # Current facts: the best source, then the most recent row (a row without a date last), found
+    # by one lexsort on integer keys and the first row of each pupil's run.
+    rows = select_rows(rows, ~conflicted[rows["pupil"].to_numpy()])
+    ids = rows["pupil"].to_numpy()
+    stamps = rows["recency"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    newest_first = np.where(rows["recency"].isna().to_numpy(), np.iinfo(np.int64).max, -stamps)
+    order = np.lexsort((newest_first, rows["priority"].to_numpy(), ids))
+    best = order[np.r_[True, ids[order][1:] != ids[order][:-1]]] if len(order) else order
+    pupil_ids = ids[best]
+    pupils = take_rows(rows.drop(columns=["priority", "recency"]), best)
+    # Identity gaps of the best row (a birth date its source lacks) from the pupil's first row that has one.
+    for name in FILLED_FROM_OTHER_SOURCES:
+        present = np.flatnonzero(rows[name].notna().to_numpy())
+        first = np.full(n, -1, dtype=np.int64)
+        distinct, position = np.unique(ids[present], return_index=True)
+        first[distinct] = present[position]
+        at = first[pupil_ids]
+        fallback = rows[name].iloc[np.maximum(at, 0)].reset_index(drop=True).where(pd.Series(at >= 0)) \
+            if len(rows) else pupils[name]
+        pupils[name] = pupils[name].where(pupils[name].notna(), fallback)
+    for name in IDENTITY_SOURCES:
+        pupils[f"in_{name}"] = np.bincount(tables[name]["pupil"].to_numpy(), minlength=n)[pupil_ids] > 0
+    current = (active.sort_values(["pupil", "inschrijfdatum"], kind="stable")
                .drop_duplicates("pupil", keep="last").set_index("pupil"))
     for name in ("vo_brin6", "onderwijsniveau", "leerjaar"):
-        pupils[name] = current[name].reindex(pupils.index)
+        pupils[name] = current[name].reindex(pupil_ids).to_numpy()
     pupils["buiten_regio"] = pupils["buiten_regio"].fillna(False).astype(bool)
-    pupils.insert(0, "pupil_key", uniques[pupils.index.to_numpy()])
-    return Linked(tables, pupils.reset_index(), conflicts, conflicted, n)
+    pupils.insert(1, "pupil_key", uniques[pupil_ids])
+    return Linked(tables, pupils, conflicts, conflicted, n)
 
 
 # --------------------------------------------------------------------------- outputs: handovers
@@ -813,16 +853,33 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+CSV_OPTIONS = pa_csv.WriteOptions(delimiter=";", quoting_style="needed", eol="\r\n")
+
+
+def write_csv(shown: pd.DataFrame, path: Path) -> None:
+    """UTF-8 with BOM, ';', CRLF, by Arrow's CSV writer (``DataFrame.to_csv`` is several times slower on
+    Arrow-backed text)."""
+    table = pa.Table.from_pandas(shown, preserve_index=False)
+    with open(path, "wb") as handle:
+        handle.write("\ufeff".encode())
+        pa_csv.write_csv(table, handle, write_options=CSV_OPTIONS)
+
+
 def write_per_group(frame: pd.DataFrame, by: list[str], folder: Path, stem: str) -> int:
-    """One CSV (UTF-8 with BOM, ';') per group in ``folder/<by...>/<stem>.csv``; returns the files written."""
+    """One CSV per group in ``folder/<by...>/<stem>.csv``, two groups at a time (Arrow's writer releases
+    the GIL, as the pipeline renders two schools' files at a time); returns the files written."""
     shown = _display(frame.drop(columns=by))
-    files = 0
-    for key, rows in shown.groupby([frame[name] for name in by], sort=True):
+
+    def write(group: tuple[tuple, pd.DataFrame]) -> None:
+        key, rows = group
         target = folder.joinpath(*(str(part) for part in key))
         target.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(target / f"{stem}.csv", sep=";", index=False, encoding="utf-8-sig", lineterminator="\r\n")
-        files += 1
-    return files
+        write_csv(rows, target / f"{stem}.csv")
+
+    groups = list(shown.groupby([frame[name] for name in by], sort=True))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="render") as pool:
+        list(pool.map(write, groups))
+    return len(groups)
 
 
 def _consent(frame: pd.DataFrame) -> pd.Series:
@@ -1011,6 +1068,28 @@ def _on(year: np.ndarray, month_day: str) -> np.ndarray:
 
 def alert_rules(linked: Linked, region, e: pd.Timestamp) -> pd.DataFrame:
     """The reasons of docs/alerts.md, vectorised over integer pupil ids; one row per (pupil, reason)."""
+    # The weekly absence is the largest piece and needs nothing else worked out here: a helper
+    # thread makes it on the second core meanwhile, as the pipeline's alert evaluation does.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="weekly-absence") as helper:
+        weekly_absence = helper.submit(_weekly_absence, linked.tables["vo_absence"], Weeks(region, e))
+        return _alert_rules(linked, region, e, weekly_absence)
+
+
+def _weekly_absence(absence: pd.DataFrame, weeks: Weeks) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Unexcused hours per pupil and complete school week, and per pupil over the last four weeks."""
+    hours = absence["uren_ongeoorloofd"].to_numpy(dtype=float, na_value=0.0)
+    mondays = monday(absence["week_start"].to_numpy(dtype="datetime64[D]"))
+    keep = (hours > 0) & (mondays <= weeks.last) & ~np.isin(mondays, weeks.holidays)
+    week = (mondays[keep] - EPOCH_MONDAY).astype(np.int64) // 7
+    combined, inverse = np.unique((absence["pupil"].to_numpy()[keep] << 16) | week, return_inverse=True)
+    weekly = pd.DataFrame({"pupil": combined >> 16, "monday": EPOCH_MONDAY + 7 * (combined & 0xFFFF),
+                           "hours": np.bincount(inverse, weights=hours[keep])})
+    weekly["week"] = weeks.number(weekly["monday"].to_numpy(dtype="datetime64[D]"))
+    window = weekly.loc[np.isin(weekly["monday"].to_numpy(dtype="datetime64[D]"), weeks.window)]
+    return weekly, window.groupby("pupil").agg(hours=("hours", "sum"), first=("monday", "min"))
+
+
+def _alert_rules(linked: Linked, region, e: pd.Timestamp, weekly_absence) -> pd.DataFrame:
     pupils = linked.pupils
     n = linked.ids
     known = np.zeros(n, dtype=bool)
@@ -1056,18 +1135,7 @@ def alert_rules(linked: Linked, region, e: pd.Timestamp) -> pd.DataFrame:
     abs_pupils, abs_start = p[fires], ended["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")[fires]
     hit("ABS", abs_pupils, abs_start)
 
-    # Unexcused hours per pupil and complete school week.
-    absence = linked.tables["vo_absence"]
-    hours = absence["uren_ongeoorloofd"].to_numpy(dtype=float, na_value=0.0)
-    mondays = monday(absence["week_start"].to_numpy(dtype="datetime64[D]"))
-    keep = (hours > 0) & (mondays <= weeks.last) & ~np.isin(mondays, weeks.holidays)
-    week = (mondays[keep] - EPOCH_MONDAY).astype(np.int64) // 7
-    combined, inverse = np.unique((absence["pupil"].to_numpy()[keep] << 16) | week, return_inverse=True)
-    weekly = pd.DataFrame({"pupil": combined >> 16, "monday": EPOCH_MONDAY + 7 * (combined & 0xFFFF),
-                           "hours": np.bincount(inverse, weights=hours[keep])})
-    weekly["week"] = weeks.number(weekly["monday"].to_numpy(dtype="datetime64[D]"))
-    window = weekly.loc[np.isin(weekly["monday"].to_numpy(dtype="datetime64[D]"), weeks.window)]
-    window = window.groupby("pupil").agg(hours=("hours", "sum"), first=("monday", "min"))
+    weekly, window = weekly_absence.result()
 
     # LRV: the run of 20-hour weeks ending with the last complete school week is longer than 4 weeks.
     heavy = weekly.loc[weekly["hours"] >= 20].sort_values(["pupil", "week"], ascending=[True, False])
@@ -1143,14 +1211,13 @@ def write_alert_lists(alerts: pd.DataFrame, linked: Linked, region, folder: Path
     write_parquet(listed, folder / "signalen.parquet")
     shown = _display(listed.drop(columns=["pupil"]))
     folder.mkdir(parents=True, exist_ok=True)
-    shown.to_csv(folder / "signalen_thuiszittercoordinator.csv", sep=";", index=False, encoding="utf-8-sig")
+    write_csv(shown, folder / "signalen_thuiszittercoordinator.csv")
     own = ~listed["buiten_regio"].fillna(False).to_numpy(dtype=bool)
     for code in region.gemeente_codes:
         target = folder / "gemeenten" / code
         target.mkdir(parents=True, exist_ok=True)
         rows = own & listed["woongemeente_code"].eq(code).fillna(False).to_numpy(dtype=bool)
-        shown.loc[rows].drop(columns=["woongemeente_code", "buiten_regio"]).to_csv(
-            target / f"signalen_{code}.csv", sep=";", index=False, encoding="utf-8-sig")
+        write_csv(shown.loc[rows].drop(columns=["woongemeente_code", "buiten_regio"]), target / f"signalen_{code}.csv")
 
 
 # --------------------------------------------------------------------------- outputs: exports
@@ -1184,7 +1251,7 @@ def municipal_exports(linked: Linked, alerts: pd.DataFrame, region, e: pd.Timest
         })
         target = folder / code / e.date().isoformat()
         write_parquet(monitoring, target / "monitoring.parquet")
-        _display(monitoring).to_csv(target / "monitoring.csv", sep=";", index=False, encoding="utf-8-sig")
+        write_csv(_display(monitoring), target / "monitoring.csv")
         band = pd.cut(age, [0, 12, 14, 16, 18, 200], right=False, labels=["<12", "12-13", "14-15", "16-17", "18+"])
         counts = pd.crosstab(band.to_numpy(), own["onderwijsniveau"].fillna("onbekend").to_numpy(), margins=True)
         counts.astype(object).where(~counts.isin(range(1, 6)), "<5").to_csv(
