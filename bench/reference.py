@@ -236,8 +236,7 @@ def run_reference(sources_dir: Path, out_dir: Path, region, *, evaluation_date: 
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """zstd, without column statistics: the pipeline's lake writes none (min/max of every text column
-    cost a quarter of its lake writes, and nothing reads them)."""
+    """zstd, without column statistics: the pipeline's lake writes none (nothing reads them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd",
                    write_statistics=False)
