@@ -494,11 +494,12 @@ def parse_codes(text: pd.Series, name: str, groups: dict[str, np.ndarray], regio
     widths = {len(code) for code in canonical if code.isdigit()}
     if len(widths) == 1:
         labels = labels.where(~_matches(labels, r"\d+"), labels.str.zfill(widths.pop()))
-    codes = sorted(canonical | {code for source_id in groups for code in _code_mapping(codelist, name, source_id, region).values()})
+    lookups = {source_id: _code_mapping(codelist, name, source_id, region) for source_id in groups}
+    codes = sorted(canonical | {code for lookup in lookups.values() for code in lookup.values()})
     number = {code: i for i, code in enumerate(codes)}
     code_of_row = np.full(len(text), -1, dtype=np.int64)
     for source_id, rows in groups.items():
-        lookup = _code_mapping(codelist, name, source_id, region)
+        lookup = lookups[source_id]
         code_of_label = np.array([number.get(lookup.get(label), -1) for label in labels] or [-1], dtype=np.int64)
         label = label_of_row[rows]
         code_of_row[rows] = np.where(label >= 0, code_of_label[np.maximum(label, 0)], -1)
@@ -606,7 +607,8 @@ def rule_masks(dataset: str, typed: pd.DataFrame, failed: dict[str, np.ndarray],
     if "postcode" in typed:
         postcode = typed["postcode"]
         masks[("postcode", "postcode_format")] = present["postcode"] & (
-            ~_matches(postcode, PATTERNS["postcode"]) | postcode.str.slice(4).isin(["SA", "SD", "SS"]).to_numpy(dtype=bool))
+            ~_matches(postcode, PATTERNS["postcode"])
+            | postcode.str.slice(4).isin(["SA", "SD", "SS"]).to_numpy(dtype=bool))
     for name, (rule, pattern) in CODE_FORMATS.items():
         if name in typed:
             masks[(name, rule)] = _per_code(typed[name], lambda codes, p=pattern: _matches(codes, p))
@@ -626,7 +628,8 @@ def rule_masks(dataset: str, typed: pd.DataFrame, failed: dict[str, np.ndarray],
         masks[("schooljaar", "schooljaar_format")] = _per_code(typed["schooljaar"], consecutive)
     for name in HOURS:
         if name in typed:
-            masks[(name, "hours_range")] = present[name] & ~typed[name].between(0, 40).fillna(False).to_numpy(dtype=bool)
+            in_range = typed[name].between(0, 40).fillna(False).to_numpy(dtype=bool)
+            masks[(name, "hours_range")] = present[name] & ~in_range
     for name in MOJIBAKE_FIELDS:
         if name in typed:
             masks[(name, "mojibake")] = _per_code(typed[name], lambda texts: ~texts.str.contains(
@@ -643,7 +646,8 @@ def rule_masks(dataset: str, typed: pd.DataFrame, failed: dict[str, np.ndarray],
         at, youngest, oldest = AGE_RANGE[dataset]
         on = _school_year_start(typed[at], region) if at == "schooljaar" else typed[at]
         age = _age(typed["geboortedatum"], on)
-        masks[("geboortedatum", "birthdate_plausible")] = (~age.between(youngest, oldest)).fillna(False).to_numpy(dtype=bool)
+        implausible = (~age.between(youngest, oldest)).fillna(False).to_numpy(dtype=bool)
+        masks[("geboortedatum", "birthdate_plausible")] = implausible
     if dataset == "po_transfers":
         def rank(advice: pd.Series) -> pd.Series:
             return _per_distinct(advice, lambda codes: codes.map(ADVICE_RANK).astype("Float64"))
@@ -746,10 +750,10 @@ def validate(dataset: str, raw: pd.DataFrame, region, e: pd.Timestamp) -> tuple[
     if "woongemeente_code" in valid:
         code = valid["woongemeente_code"]
         valid["buiten_regio"] = (~code.isin(region.gemeente_codes)).astype("boolean").where(code.notna())
-    keys = list(masks)
+    columns, rules = (np.array(part, dtype=object) for part in zip(*masks))
     rows, which = np.nonzero(np.column_stack(list(masks.values())))
     rejects = accepted.iloc[rows][list(PROVENANCE)].reset_index(drop=True).assign(
-        column=pd.array([keys[i][0] for i in which], dtype="str"), rule=pd.array([keys[i][1] for i in which], dtype="str"))
+        column=pd.array(columns[which], dtype="str"), rule=pd.array(rules[which], dtype="str"))
     return valid, rejects
 
 
