@@ -5,7 +5,8 @@ pipeline rejects. So the benchmark compares content, for four things:
 
 - **validated**: the valid rows of every dataset, every column both sides have (provenance
   included: a row is identified by its source, delivery and row number);
-- **quarantine**: per rejected row, the dataset, source, delivery, row number, column and rule;
+- **quarantine**: per rejected row, the dataset, source, delivery, row number, column and rule; per
+  linkage conflict, the pupil key and the rule;
 - **alerts**: pupil key, reason, category (SWV or Doorstroompunt) and episode start;
 - **handovers**: per PO→VO and VO→MBO handover file row, the route, year, receiving school and
   pupil key.
@@ -39,7 +40,10 @@ THINGS = ("validated", "quarantine", "alerts", "handovers")
 # Columns about the fetch, not the content: the pipeline records when it fetched a delivery.
 NOT_CONTENT = ("fetched_at", "delivery_sha256")
 ROW_IDENTITY = ("source_id", "delivery", "delivery_row")
-QUARANTINE_COLUMNS = ["dataset", "source_id", "delivery", "delivery_row", "column", "rule"]
+QUARANTINE_COLUMNS = ["dataset", "source_id", "delivery", "delivery_row", "column", "rule", "pupil_key"]
+# Linkage conflicts (two birth dates, two schools) are quarantined per pupil, not per delivered row.
+CONFLICT = {"dataset": "pupils", "source_id": "koppeling", "delivery": "pupils", "delivery_row": 0,
+            "column": "pupil_key"}
 ALERT_COLUMNS = ["pupil_key", "reason", "category", "episode_start"]
 HANDOVER_COLUMNS = ["route", "year", "school", "pupil_key"]
 ROUTES = ("po-vo", "vo-mbo")
@@ -80,9 +84,13 @@ def pipeline_outputs(var: Path) -> dict[str, dict[str, pd.DataFrame]]:
     if not warehouse.exists():
         raise FileNotFoundError(f"{warehouse}: the pipeline night left no warehouse")
     with sqlite3.connect(f"file:{warehouse}?mode=ro", uri=True) as connection:
-        quarantine = pd.read_sql_query(
+        rows = pd.read_sql_query(
             'SELECT dataset, source_id, delivery, delivery_row, "column", rule FROM quarantine '
-            "WHERE resolved_at IS NULL", connection)
+            f"WHERE resolved_at IS NULL AND dataset IN ({', '.join('?' * len(DATASETS))})", connection,
+            params=DATASETS)
+    # The warehouse keeps a conflict's pupil only as a fingerprint; the lake has the key itself.
+    quarantine = pd.concat([rows, _conflicts(_parquet(str(lake / "pupil_conflicts" / "*.parquet")))],
+                           ignore_index=True)
     alerts = _parquet(str(lake / "thuiszitter_alerts" / "*.parquet"))
     alerts = pd.DataFrame(columns=ALERT_COLUMNS) if alerts is None else alerts
     handovers = _handover_rows(var / "outbox" / "overdracht", bsn="BSN", onderwijsnummer="Onderwijsnummer")
@@ -95,12 +103,20 @@ def reference_outputs(out: Path) -> dict[str, dict[str, pd.DataFrame]]:
     out = Path(out)
     validated = {name: pd.read_parquet(out / "validated" / f"{name}.parquet") for name in DATASETS
                  if (out / "validated" / f"{name}.parquet").exists()}
-    quarantine = pd.concat([pd.read_parquet(path).assign(dataset=path.stem)
-                            for path in sorted((out / "quarantine").glob("*.parquet"))], ignore_index=True)
+    quarantine = pd.concat([*(pd.read_parquet(path).assign(dataset=path.stem)
+                              for path in sorted((out / "quarantine").glob("*.parquet"))),
+                            _conflicts(pd.read_parquet(out / "pupil_conflicts.parquet"))], ignore_index=True)
     alerts = pd.read_parquet(out / "signalen" / "signalen.parquet")
     handovers = _handover_rows(out / "overdracht", bsn="bsn", onderwijsnummer="onderwijsnummer")
     return {"validated": validated, "quarantine": {"all": quarantine}, "alerts": {"all": alerts},
             "handovers": {"all": handovers}}
+
+
+def _conflicts(conflicts: pd.DataFrame | None) -> pd.DataFrame:
+    """Linkage conflicts as quarantine rows: the pupil and the rule."""
+    if conflicts is None:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return conflicts.loc[:, ["pupil_key", "rule"]].assign(**CONFLICT).loc[:, QUARANTINE_COLUMNS]
 
 
 def _handover_rows(root: Path, *, bsn: str, onderwijsnummer: str) -> pd.DataFrame:
