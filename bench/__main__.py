@@ -481,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"done: {args.results / 'results.md'}")
     print()
     print(markdown(report))
-    return 0 if all(n["success"] for s in report["scales"] for n in s["nights"]) else 1
+    same = all(result.get("equal", False) for s in report["scales"] for result in s["crosscheck"].values()
+               if isinstance(result, dict)) and not any("error" in s["crosscheck"] for s in report["scales"])
+    return 0 if same and all(n["success"] for s in report["scales"] for n in s["nights"]) else 1
 
 
 if __name__ == "__main__":
