@@ -694,8 +694,12 @@ def duplicate_rows(raw: pd.DataFrame, fields: list[str]) -> np.ndarray:
 
 
 def select_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
-    """``frame.loc[keep]`` by Arrow's filter (index renumbered)."""
-    selector = pa.array(np.asarray(keep, dtype=bool))
+    """``frame.loc[keep]`` by Arrow's filter, for frames indexed 0..n-1 (index renumbered); no copy
+    when every row stays."""
+    keep = np.asarray(keep, dtype=bool)
+    if keep.all():
+        return frame
+    selector = pa.array(keep)
     return _columnwise(frame, lambda column: pc.filter(column, selector))
 
 
@@ -810,7 +814,7 @@ def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
     bounds = np.cumsum([0, *(len(k) for k in keys.values())])
     tables = {name: frame.assign(pupil=codes[bounds[i]:bounds[i + 1]])
               for i, (name, frame) in enumerate(valid.items())}
-    tables = {name: frame.loc[frame["pupil"].to_numpy() >= 0] for name, frame in tables.items()}
+    tables = {name: select_rows(frame, frame["pupil"].to_numpy() >= 0) for name, frame in tables.items()}
     n = len(uniques)
 
     parts = []
@@ -851,10 +855,16 @@ def link(valid: dict[str, pd.DataFrame], e: pd.Timestamp) -> Linked:
         pupils[name] = pupils[name].where(pupils[name].notna(), fallback)
     for name in IDENTITY_SOURCES:
         pupils[f"in_{name}"] = np.bincount(tables[name]["pupil"].to_numpy(), minlength=n)[pupil_ids] > 0
-    current = (active.sort_values(["pupil", "inschrijfdatum"], kind="stable")
-               .drop_duplicates("pupil", keep="last").set_index("pupil"))
+    # Each pupil's running enrolment on the evaluation date; the latest one if there are several.
+    active_ids = active["pupil"].to_numpy()
+    by_date = np.lexsort((active["inschrijfdatum"].to_numpy(dtype="datetime64[ns]"), active_ids))
+    latest = by_date[np.r_[active_ids[by_date][1:] != active_ids[by_date][:-1], True]] if len(by_date) else by_date
+    current = np.full(n, -1, dtype=np.int64)
+    current[active_ids[latest]] = latest
+    at = current[pupil_ids]
     for name in ("vo_brin6", "onderwijsniveau", "leerjaar"):
-        pupils[name] = current[name].reindex(pupil_ids).to_numpy()
+        pupils[name] = active[name].iloc[np.maximum(at, 0)].reset_index(drop=True).where(pd.Series(at >= 0)) \
+            if len(active) else pd.Series(pd.NA, index=pupils.index, dtype=active[name].dtype)
     pupils["buiten_regio"] = pupils["buiten_regio"].fillna(False).astype(bool)
     pupils.insert(1, "pupil_key", uniques[pupil_ids])
     return Linked(tables, pupils, conflicts, conflicted, n)
