@@ -36,7 +36,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 DATASETS = ("po_transfers", "youth_care_waitlist", "vo_enrolment", "vo_absence", "mbo_outflow")
-THINGS = ("validated", "quarantine", "alerts", "handovers")
 # Columns about the fetch, not the content: the pipeline records when it fetched a delivery.
 NOT_CONTENT = ("fetched_at", "delivery_sha256")
 ROW_IDENTITY = ("source_id", "delivery", "delivery_row")
