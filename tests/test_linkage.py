@@ -106,3 +106,16 @@ def test_key_positions_with_identifiers_that_are_not_nine_digits():
     frame = pd.DataFrame({"bsn": pd.Series(["12345", "111222333", "012345", None], dtype="str"),
                           "onderwijsnummer": pd.Series([None, None, None, "101234567"], dtype="str")})
     assert key_positions(frame, pa.array(keys)).tolist() == [1, 0, -1, 2]
+
+
+def test_an_undated_row_is_older_than_every_dated_row_of_the_same_source():
+    pupils, _ = link_pupils(
+        {"vo_enrolment": _enrolment([{"bsn": "999999990"}]),
+         "po_transfers": _transfers([
+            {"bsn": "111222333", "aanmelddatum": pd.Timestamp("2026-03-01"), "postcode": "1111AA"},
+            {"bsn": "111222333", "aanmelddatum": pd.NaT, "postcode": "2222BB", "woongemeente_code": "GM0141"},
+        ])},
+        NIGHT,
+    )
+    pupil = pupils.set_index("bsn").loc["111222333"]
+    assert (pupil["postcode"], pupil["woongemeente_code"]) == ("1111AA", "GM0119")

@@ -220,9 +220,11 @@ def link_pupils(datasets: dict[str, pd.DataFrame], on: pd.Timestamp) -> tuple[pd
     keep = ~(birth | school)[ids]
     rows, ids = select_rows(rows, keep).reset_index(drop=True), ids[keep]
     # Current facts: the best source, then the most recent row (domain: _SOURCE_PRIORITY).
+    # Newest first, an undated row after every dated one (negating NaT's int64 minimum would overflow
+    # back to the minimum and put it first).
     recency = rows["recency"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    recency = np.where(rows["recency"].isna().to_numpy(), np.iinfo(np.int64).min, recency)
-    order = np.lexsort((-recency, rows["priority"].to_numpy(), ids))
+    newest_first = np.where(rows["recency"].isna().to_numpy(), np.iinfo(np.int64).max, -recency)
+    order = np.lexsort((newest_first, rows["priority"].to_numpy(), ids))
     best = order[_run_starts(ids[order])]
     pupil_ids = ids[best]
     pupils = take_rows(rows.drop(columns=["priority", "recency"]), best).reset_index(drop=True)
