@@ -98,7 +98,37 @@ def summary(nights: list[dict], rows: dict[int, int]) -> dict:
             low, high = wall.get((counts[0], repeat, "pipeline")), wall.get((counts[-1], repeat, "pipeline"))
             largest_to_smallest.append(high / low if low and high else None)
     return {"counts": counts, "rounds": per_round, "median": medians, "largest_to_smallest": largest_to_smallest,
-            "largest_to_smallest_median": _median(largest_to_smallest)}
+            "largest_to_smallest_median": _median(largest_to_smallest), "growth": growth(nights)}
+
+
+def growth(nights: list[dict]) -> list[dict]:
+    """Where the pipeline's extra time at the largest count goes: per step (op), and between the steps.
+
+    Median over the rounds of each op's seconds (all its steps) at the smallest and the largest count,
+    sorted by the difference; ``(between steps)`` is the night's wall minus its steps (start-up, run
+    launch, event log writes outside the steps).
+    """
+    counts = sorted({n["municipalities"] for n in nights})
+    if len(counts) < 2:
+        return []
+
+    def per_op(count: int) -> dict[str, float]:
+        runs = [n for n in nights if n["kind"] == "pipeline" and n["municipalities"] == count]
+        seconds: dict[str, list[float]] = {}
+        for night in runs:
+            mine: dict[str, float] = {}
+            for step in night["steps"]:
+                mine[step["op"]] = mine.get(step["op"], 0.0) + step["end"] - step["start"]
+            mine["(between steps)"] = night["wall_s"] - sum(v for k, v in mine.items())
+            for op, value in mine.items():
+                seconds.setdefault(op, []).append(value)
+        return {op: statistics.median(values) for op, values in seconds.items()}
+
+    low, high = per_op(counts[0]), per_op(counts[-1])
+    rows = [{"op": op, "smallest_s": low.get(op, 0.0), "largest_s": high.get(op, 0.0),
+             "per_municipality_ms": 1000 * (high.get(op, 0.0) - low.get(op, 0.0)) / (counts[-1] - counts[0])}
+            for op in {*low, *high}]
+    return sorted(rows, key=lambda row: -row["per_municipality_ms"])
 
 
 def _median(values: list) -> float | None:
@@ -147,6 +177,14 @@ def markdown(result: dict | None) -> list[str]:
         per_round = ", ".join(_fmt(v) for v in result["largest_to_smallest"])
         lines += ["", f"Pipeline wall at {counts[-1]} municipalities ÷ at {counts[0]}, per round: {per_round}; "
                       f"median {_fmt(result['largest_to_smallest_median'])}×."]
+    if result.get("growth"):
+        lines += ["", f"Where the extra time goes (pipeline steps, median over the rounds; {counts[0]} against "
+                      f"{counts[-1]} municipalities):", "",
+                  f"| step (op) | {counts[0]} municipalities s | {counts[-1]} municipalities s | per added municipality ms |",
+                  "|---|---:|---:|---:|"]
+        for row in result["growth"][:12]:
+            lines.append(f"| `{row['op']}` | {_fmt(row['smallest_s'])} | {_fmt(row['largest_s'])} "
+                         f"| {_fmt(row['per_municipality_ms'], 0)} |")
     return lines
 
 
