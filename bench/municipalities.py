@@ -54,20 +54,24 @@ def prepare(counts: list[int], args: argparse.Namespace, work: Path, say) -> dic
 
 def measure_round(repeat: int, prepared: dict[int, dict], *, night_record, child_environment, api_server,
                   demo_environment, cache: bool, say) -> list[dict]:
-    """One round: per count the pipeline and the reference, in alternating order."""
+    """One round: per count the pipeline and the reference, in alternating order; the counts ascending in
+    odd rounds and descending in even ones, so a drift of the host's speed does not favour one count."""
     nights = []
-    for count, setup in prepared.items():
+    for count, setup in sorted(prepared.items(), reverse=not repeat % 2):
         demo_environment(setup["region"])
         with api_server(setup["sources"] / "api", cache=cache, region_path=setup["region"]) as server:
             env = child_environment(server.url)
             order = ("pipeline", "reference") if repeat % 2 else ("reference", "pipeline")
             for kind in order:
                 name = f"{kind}-{repeat}"
+                load_before = os.getloadavg()[0]
                 measured = run_measured([kind, "--var", str(setup["folder"] / name), "--sources",
                                          str(setup["sources"]), "--region", str(setup["region"])],
                                         env=env, result_path=setup["folder"] / f"{name}.json", cwd=PROJECT)
                 record = night_record(kind, repeat, measured)
                 record["municipalities"] = count
+                # Other work on the machine shows in the load average (1 ≈ one busy core besides ours).
+                record["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
                 nights.append(record)
                 say(f"{count} municipalities: {kind} (round {repeat}) {'ok' if record['success'] else 'FAILED'}: "
                     f"wall {record['wall_s']:.1f} s")
@@ -80,25 +84,34 @@ def summary(nights: list[dict], rows: dict[int, int]) -> dict:
     counts = sorted({n["municipalities"] for n in nights})
     rounds = sorted({n["repeat"] for n in nights})
     wall = {(n["municipalities"], n["repeat"], n["kind"]): n["wall_s"] for n in nights}
+    cpu = {(n["municipalities"], n["repeat"]): n["cpu_s"] for n in nights if n["kind"] == "pipeline"}
+    load = {(n["municipalities"], n["repeat"]): n["load_average"]["before"] for n in nights
+            if n["kind"] == "pipeline" and "load_average" in n}
     success = {(n["municipalities"], n["repeat"]): n["success"] for n in nights if n["kind"] == "pipeline"}
     per_round = []
     for count in counts:
         for repeat in rounds:
             pipe, ref = wall.get((count, repeat, "pipeline")), wall.get((count, repeat, "reference"))
             per_round.append({"municipalities": count, "repeat": repeat, "rows": rows.get(count),
-                              "pipeline_s": pipe, "reference_s": ref,
+                              "pipeline_s": pipe, "reference_s": ref, "pipeline_cpu_s": cpu.get((count, repeat)),
+                              "load_before": load.get((count, repeat)),
                               "ratio": pipe / ref if pipe and ref else None, "success": success.get((count, repeat))})
     medians = {}
     for count in counts:
         rows = [r for r in per_round if r["municipalities"] == count]
-        medians[count] = {key: _median([r[key] for r in rows]) for key in ("pipeline_s", "reference_s", "ratio")}
-    largest_to_smallest = []
+        medians[count] = {key: _median([r[key] for r in rows])
+                          for key in ("pipeline_s", "reference_s", "ratio", "pipeline_cpu_s")}
+    largest_to_smallest, largest_to_smallest_cpu = [], []
     if len(counts) > 1:
         for repeat in rounds:
             low, high = wall.get((counts[0], repeat, "pipeline")), wall.get((counts[-1], repeat, "pipeline"))
             largest_to_smallest.append(high / low if low and high else None)
+            low, high = cpu.get((counts[0], repeat)), cpu.get((counts[-1], repeat))
+            largest_to_smallest_cpu.append(high / low if low and high else None)
     return {"counts": counts, "rounds": per_round, "median": medians, "largest_to_smallest": largest_to_smallest,
-            "largest_to_smallest_median": _median(largest_to_smallest), "growth": growth(nights)}
+            "largest_to_smallest_median": _median(largest_to_smallest),
+            "largest_to_smallest_cpu": largest_to_smallest_cpu,
+            "largest_to_smallest_cpu_median": _median(largest_to_smallest_cpu), "growth": growth(nights)}
 
 
 def growth(nights: list[dict]) -> list[dict]:
@@ -164,19 +177,26 @@ def markdown(result: dict | None) -> list[str]:
     lines = ["", "## Municipalities", "",
              f"The same {PUPILS:,} VO pupils and the same schools over each number of municipalities "
              "(`bench/regions.py`); wall from spawning the process to the end of the work, start-up included.",
-             "", "| municipalities | round | delivered rows | pipeline wall s | reference wall s | ratio | pipeline ok |",
-             "|---:|---|---:|---:|---:|---:|---|"]
+             "CPU = user + system of the pipeline's process tree; load = the 1-minute load average before the "
+             "pipeline's night (2 cores: above 1 another process competed).",
+             "", "| municipalities | round | delivered rows | pipeline wall s | reference wall s | ratio | pipeline CPU s "
+             "| load before | pipeline ok |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rounds"]:
         lines.append(f"| {r['municipalities']} | {r['repeat']} | {r['rows'] or 0:,} "
-                     f"| {_fmt(r['pipeline_s'])} | {_fmt(r['reference_s'])} | {_fmt(r['ratio'])} | {r['success']} |")
+                     f"| {_fmt(r['pipeline_s'])} | {_fmt(r['reference_s'])} | {_fmt(r['ratio'])} "
+                     f"| {_fmt(r.get('pipeline_cpu_s'))} | {_fmt(r.get('load_before'), 1)} | {r['success']} |")
     for count, m in result["median"].items():
         lines.append(f"| **{count}** | median | | **{_fmt(m['pipeline_s'])}** | {_fmt(m['reference_s'])} "
-                     f"| {_fmt(m['ratio'])} | |")
+                     f"| {_fmt(m['ratio'])} | {_fmt(m.get('pipeline_cpu_s'))} | | |")
     counts = result["counts"]
     if len(counts) > 1:
         per_round = ", ".join(_fmt(v) for v in result["largest_to_smallest"])
         lines += ["", f"Pipeline wall at {counts[-1]} municipalities ÷ at {counts[0]}, per round: {per_round}; "
-                      f"median {_fmt(result['largest_to_smallest_median'])}×."]
+                      f"median {_fmt(result['largest_to_smallest_median'])}×. The same for the pipeline's CPU time "
+                      f"(less disturbed by other work on the host): "
+                      f"{', '.join(_fmt(v) for v in result.get('largest_to_smallest_cpu', []))}; median "
+                      f"{_fmt(result.get('largest_to_smallest_cpu_median'))}×."]
     if result.get("growth"):
         lines += ["", f"Where the extra time goes (pipeline steps, median over the rounds; {counts[0]} against "
                       f"{counts[-1]} municipalities):", "",
