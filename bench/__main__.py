@@ -3,12 +3,15 @@
     python -m bench                                   # region 9 k, province 150 k, national 1 M VO pupils
     python -m bench --scales 2000 --repeat 1          # a quick run while developing
     python -m bench --scales 9000 150000 --keep       # keep the generated deliveries and outputs
+    python -m bench --scales --municipalities 5 11 25 # only the municipality dimension and the production path
 
 Per scale: generate the demo region (every source proportional to the pupils), serve its partner
 APIs (no fault injection, so no retry waits distort the timing), then run the whole night and the
 reference one after the other, each in its own measured child process (``bench.measure``), with
 ``--repeat`` rounds that alternate which goes first. Writes ``results.md``, ``results.json`` and
-``results.png`` (see ``bench/README.md``).
+``results.png`` (see ``bench/README.md``). Then, at region scale, the same pupils over 5, 11 and 25
+municipalities (``bench.municipalities``) and, after each of its rounds, the production path
+(``bench.production``).
 """
 
 from __future__ import annotations

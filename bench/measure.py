@@ -9,6 +9,9 @@ Child side, ``python -m bench.measure <what> --var DIR --sources DIR --result FI
   are read from the Dagster event log;
 - ``reference``: ``bench.reference`` on the same deliveries.
 
+``--region FILE`` runs any of them on another region file than the demo's (the municipality
+dimension, ``bench.regions``).
+
 Each child writes a JSON result: when it was done (epoch seconds; the post-run bookkeeping after
 that is not timed), its CPU time and peak RSS at that moment, and its stage windows.
 
