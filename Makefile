@@ -63,7 +63,8 @@ pictures: demo
 screenshots: env
 	SWV_UPDATE_SCREENSHOTS=1 CI=1 $(BIN)/python -m pytest tests/test_ui.py -p no:cacheprovider -q
 
-## bench: the benchmark at three scales (not part of `make test`)
+## bench: the benchmark at three scales, then 5, 11 and 25 municipalities at region scale and the production
+## path (not part of `make test`; bench/README.md)
 bench: env
 	$(BIN)/python -m bench
 

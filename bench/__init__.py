@@ -2,8 +2,10 @@
 
 ``python -m bench`` (``make bench``) generates the demo region at each scale, runs the whole night
 and the reference (``bench.reference``) on the same deliveries, each in its own child process
-(``python -m bench.measure``), and writes ``bench/results.md``, ``results.json`` and
-``results.png``. ``bench/README.md`` says what is measured and how.
+(``python -m bench.measure``); then the same pupils over several numbers of municipalities
+(``bench.regions``, ``bench.municipalities``) and the night as production launches it
+(``bench.production``). It writes ``bench/results.md``, ``results.json`` and ``results.png``.
+``bench/README.md`` says what is measured and how.
 """
 
 from __future__ import annotations

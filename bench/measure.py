@@ -9,6 +9,9 @@ Child side, ``python -m bench.measure <what> --var DIR --sources DIR --result FI
   are read from the Dagster event log;
 - ``reference``: ``bench.reference`` on the same deliveries.
 
+``--region FILE`` runs any of them on another region file than the demo's (the municipality
+dimension, ``bench.regions``).
+
 Each child writes a JSON result: when it was done (epoch seconds; the post-run bookkeeping after
 that is not timed), its CPU time and peak RSS at that moment, and its stage windows.
 
@@ -173,10 +176,15 @@ def _sample(pid: int, workers: _Workers) -> tuple[float, float, int] | None:
     return time.time(), cpu, memory
 
 
-def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd: Path) -> Measured:
-    """Run ``python -m bench.measure <args> --result result_path`` and measure it from outside."""
+def run_measured(args: list[str], *, env: dict[str, str], result_path: Path, cwd: Path,
+                 command: list[str] | None = None) -> Measured:
+    """Run ``python -m bench.measure <args> --result result_path`` and measure it from outside.
+
+    ``command`` runs that instead (the production path's ``swv night``): it writes no result, so
+    its work ends when the process does.
+    """
     result_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "bench.measure", *args, "--result", str(result_path)]
+    command = command or [sys.executable, "-m", "bench.measure", *args, "--result", str(result_path)]
     os.sync()  # what the previous child wrote is on disk before this one is timed, not flushed during it
     started = time.time()
     process = subprocess.Popen(command, env=env, cwd=cwd)
@@ -262,7 +270,7 @@ def _generate(args: argparse.Namespace, clock: Clock) -> None:
 
     var = Path(args.var)
     counts = generate_region(_region(), var / "sources", var / "truth.json", seed=args.seed, pupils=args.pupils,
-                             progress=clock.say)
+                             progress=clock.say, school_gemeenten=args.school_gemeenten)
     _finish(clock, Path(args.result), counts=counts)
 
 
@@ -282,6 +290,8 @@ def _pipeline(args: argparse.Namespace, clock: Clock) -> None:
     os.environ["DAGSTER_HOME"] = str(var / "dagster")
     for inherited in ("SWV_WAREHOUSE_URL", "SWV_LAKE_URL", "SWV_REGION_FILE"):
         os.environ.pop(inherited, None)
+    if args.region:
+        os.environ["SWV_REGION_FILE"] = args.region
 
     import dagster as dg
 
@@ -377,8 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", help="the deliveries (pipeline, reference)")
     parser.add_argument("--pupils", type=int, help="VO pupils (generate)")
     parser.add_argument("--seed", type=int, default=2203)
+    parser.add_argument("--region", help="region file (default: SWV_REGION_FILE or the demo region)")
+    parser.add_argument("--school-gemeenten", nargs="+", help="municipalities whose schools the pupils attend (generate)")
     parser.add_argument("--result", required=True, help="where the JSON result goes")
     args = parser.parse_args(argv)
+    if args.region:
+        args.region = str(Path(args.region).resolve())
+        os.environ["SWV_REGION_FILE"] = args.region
     clock = Clock(args.what)
     {"generate": _generate, "pipeline": _pipeline, "reference": _reference}[args.what](args, clock)
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -485,12 +486,14 @@ def _dump(truth: dict) -> str:
 
 
 def generate_region(region: Region, sources_dir: Path, truth_path: Path, *, seed: int = 2203, pupils: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict:
+                    progress: Callable[[str], None] | None = None,
+                    school_gemeenten: Sequence[str] | None = None) -> dict:
     """Write every delivery of ``region`` under ``sources_dir`` and the truth file; return the counts.
 
     ``pupils`` is the number of VO pupils (default: the real region's size); all other volumes
     scale with it. The evaluation date is the region's ``reference_date`` (today when unset, which
-    makes the output depend on the day).
+    makes the output depend on the day). ``school_gemeenten``: the municipalities whose schools
+    the pupils attend (default: the region's own; ``demo.population.build_world``).
     """
     if region.alerts != AlertThresholds():
         # The planted situations keep margins to the documented default thresholds; with other
@@ -500,7 +503,7 @@ def generate_region(region: Region, sources_dir: Path, truth_path: Path, *, seed
     say = progress or (lambda message: None)
     pupils = REGION_PUPILS if pupils is None else pupils
     sources_dir, truth_path = Path(sources_dir), Path(truth_path)
-    world = build_world(region, seed=seed, pupils=pupils, progress=say)
+    world = build_world(region, seed=seed, pupils=pupils, progress=say, school_gemeenten=school_gemeenten)
     ctx = Context(np.random.default_rng([seed, 1]), region, world)
     mtime, peildatum = _delivery_time(world.year.evaluation), world.year.evaluation
     _clear_stale(sources_dir, region)

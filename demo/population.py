@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -343,9 +344,11 @@ class Schools:
     po: pd.DataFrame  # brin6, gemeentecode, board
 
     @classmethod
-    def of(cls, region: Region, rng: np.random.Generator) -> "Schools":
+    def of(cls, region: Region, rng: np.random.Generator, gemeenten: Sequence[str] | None = None) -> "Schools":
+        """The school locations in ``gemeenten`` (default: the region's municipalities)."""
         reference = pd.read_csv(NATIONAL_SCHOOL_REGISTRY, dtype=str, keep_default_na=False)
-        mine = reference[reference.gemeentecode.isin(region.gemeente_codes)].sort_values("vestigingscode")
+        codes = region.gemeente_codes if gemeenten is None else list(gemeenten)
+        mine = reference[reference.gemeentecode.isin(codes)].sort_values("vestigingscode")
         vo = mine[mine.sector == "VO"]
         po = mine[mine.sector.isin(["BAO", "SBAO"])]
         if vo.empty or po.empty:
@@ -445,15 +448,22 @@ class World:
     alerts: pd.DataFrame
 
 
-def build_world(region: Region, *, seed: int, pupils: int, progress: Callable[[str], None]) -> World:
-    """The clean world of a region; the same seed, region and size give the same world."""
-    return _Builder(region, seed, pupils, progress).build()
+def build_world(region: Region, *, seed: int, pupils: int, progress: Callable[[str], None],
+                school_gemeenten: Sequence[str] | None = None) -> World:
+    """The clean world of a region; the same seed, region and size give the same world.
+
+    ``school_gemeenten``: the municipalities whose school locations the pupils attend (default: the
+    region's own). Pupils of the other municipalities go to school there, as pupils of villages
+    without a school of their own do.
+    """
+    return _Builder(region, seed, pupils, progress, school_gemeenten).build()
 
 
 class _Builder:
     """Builds the world cohort by cohort; every draw comes from one seeded generator, in order."""
 
-    def __init__(self, region: Region, seed: int, pupils: int, progress: Callable[[str], None]):
+    def __init__(self, region: Region, seed: int, pupils: int, progress: Callable[[str], None],
+                 school_gemeenten: Sequence[str] | None = None):
         self.region, self.pupils, self.say = region, pupils, progress
         self.rng = np.random.default_rng(seed)
         # The VO schools' support records and the aanmeldingen elsewhere draw from their own stream, so
@@ -464,7 +474,7 @@ class _Builder:
         self.timetable_rng = np.random.default_rng([seed, 3]) if any(
             "uren_rooster" in source.columns.values() for source in region.sources_for("vo_absence").values()) else None
         self.year = SchoolYear.of(region)
-        self.schools = Schools.of(region, self.rng)
+        self.schools = Schools.of(region, self.rng, school_gemeenten)
         self.geo = Geography.of(region, self.schools.reference, self.rng)
         self.names = NamePools.dutch()
         self.delivered = {source.dataset for source in region.sources.values()}
