@@ -233,6 +233,20 @@ def test_a_table_too_small_to_protect_keeps_its_grand_total_when_that_is_above_f
     assert set(published.drop(("REGIO", ""))) <= {WITHHELD_CELL}
 
 
+def test_a_grand_total_hidden_in_the_count_over_the_same_group_stays_hidden_in_a_withheld_table():
+    # Waiting children by waiting time: too small to protect (withheld, its grand total of 10 would stay);
+    # by school the same 10 children, whose grand total is hidden. The first must then hide its total too
+    # (and the night must end: showing it again used to loop for ever).
+    waiting = {"tot_4_weken": {"GM1690": 1, "GM0118": 1}, "4_tot_10_weken": {a: 1 for a in GEMEENTEN},
+               "10_tot_14_weken": {"GM1690": 1}, "meer_dan_14_weken": {"GM0118": 1}}
+    school = {"vo_met_verzuim": {"GM1690": 1, "GM0119": 1}, "vo_zonder_verzuim": {"GM1701": 1},
+              "geen_vo": {"GM1690": 2, "GM0118": 3, "GM1708": 1}}
+    published = publish(night_of({"jeugdhulp_wachtend": waiting, "jeugdhulp_onderwijs": school}))
+    totals = published.loc[published["category"] == ""].set_index(["indicator", "area"])
+    assert totals.at[("jeugdhulp_onderwijs", "REGIO"), "display"] == SECONDARY_CELL
+    assert totals.at[("jeugdhulp_wachtend", "REGIO"), "display"] == WITHHELD_CELL
+
+
 def test_stored_markers_are_used_as_they_are():
     rows = night_of({"po_vo_opp": {"": {"GM0118": 2, "GM0119": 30}}})
     stored = rows.assign(published=markers(rows))

@@ -130,8 +130,10 @@ def _suppress(table: _Table, max_small: int) -> np.ndarray:
     status = np.where(primary.to_numpy(), 1, np.where(secondary.to_numpy(), 2, 0))
     if withhold_unprotectable_table(full, primary, secondary, max_small):
         status[:] = 3
-        # The grand total alone pins none of several unknown cells: a region's headline figure stays.
-        if full.size > 4 and full.iat[-1, -1] > max_small:
+        # The grand total alone pins none of several unknown cells: a region's headline figure stays,
+        # unless another table hides the same number (then showing it here would undo that).
+        forced_total = table.forced is not None and table.forced[-1, -1]
+        if full.size > 4 and full.iat[-1, -1] > max_small and not forced_total:
             status[-1, -1] = 0
     return status
 
@@ -141,7 +143,8 @@ def _count_status(night_rows: pd.DataFrame, max_small: int) -> dict[tuple[str, s
 
     Each count is suppressed as a table; a number hidden in one table and shown as the same number
     in another (``equal_cells``) is then hidden there too, and that table suppressed again, until
-    nothing changes (hiding more never reveals anything, so this ends).
+    nothing changes. Every round forces at least one more number hidden and none is ever shown again,
+    so this ends.
     """
     tables = _tables(night_rows)
     areas = list(dict.fromkeys(night_rows["area"]))
@@ -158,6 +161,9 @@ def _count_status(night_rows: pd.DataFrame, max_small: int) -> dict[tuple[str, s
                     table = tables[other]
                     if table.forced is None:
                         table.forced = np.zeros(table.status.shape, dtype=bool)
+                    if table.forced[there]:  # forced before and shown anyway: looping would never end
+                        raise RuntimeError(f"suppression of {other} shows a number it was told to hide "
+                                           f"(equal to a hidden number of {code}); nothing is published")
                     table.forced[there] = True
                     pending.add(other)
     out = {}
