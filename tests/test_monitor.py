@@ -234,8 +234,8 @@ def test_a_table_too_small_to_protect_keeps_its_grand_total_when_that_is_above_f
 
 
 def test_a_grand_total_hidden_in_the_count_over_the_same_group_stays_hidden_in_a_withheld_table():
-    # Waiting children by waiting time: too small to protect (withheld, its grand total of 10 would stay);
-    # by school the same 10 children, whose grand total is hidden. The first must then hide its total too
+    # Waiting children by waiting time: too small to protect (withheld, its grand total of 9 would stay);
+    # by school the same 9 children, whose grand total is hidden. The first must then hide its total too
     # (and the night must end: showing it again used to loop for ever).
     waiting = {"tot_4_weken": {"GM1690": 1, "GM0118": 1}, "4_tot_10_weken": {a: 1 for a in GEMEENTEN},
                "10_tot_14_weken": {"GM1690": 1}, "meer_dan_14_weken": {"GM0118": 1}}
