@@ -9,6 +9,7 @@ label is written here once; the codes themselves stay what the canonical dataset
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping
 
 import pandas as pd
@@ -61,12 +62,17 @@ def labelled(codes: pd.Series, labels: Mapping[str, str]) -> pd.Series:
 
 
 def named(codes: pd.Series, names: Mapping[str, str]) -> pd.Series:
-    """The name of each code; ``(naam onbekend)`` for a code without one, missing stays missing."""
-    found = codes.map(names).astype("str")
+    """The name of each code; ``(naam onbekend)`` for a code without one, missing stays missing.
+
+    Only the distinct codes are looked up: a municipality's table names a few dozen schools, and
+    handing pandas the whole registry (thousands of names) to map them cost more than the table.
+    """
+    found = codes.map({code: names[code] for code in codes.dropna().unique() if code in names}).astype("str")
     return found.where(found.notna() | codes.isna(), NAAM_ONBEKEND)
 
 
 def names_of(codes: pd.Series, institutions: Mapping[str, str] | None = None) -> pd.Series:
     """The name of each school location (DUO registry, ``schemas.codelists.school_names``) or MBO
-    institution (``institutions``: the region file's ``mbo_instellingen``); ``(naam onbekend)`` otherwise."""
-    return named(codes, {**school_names(), **(institutions or {})})
+    institution (``institutions``: the region file's ``mbo_instellingen``, which win over the registry);
+    ``(naam onbekend)`` otherwise."""
+    return named(codes, ChainMap(dict(institutions or {}), school_names()))
