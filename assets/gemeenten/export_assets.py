@@ -31,7 +31,7 @@ from pydantic import Field
 from assets.signalen.alert_rules import ABSENCE_FIELDS
 from assets.koppeling.linkage import KEY_FIELDS
 from assets.gemeenten.export_settings import ExportSettings
-from assets.gemeenten.identifier_leaks import GUARDED_IDENTIFIERS, leaked_identifiers
+from assets.gemeenten.identifier_leaks import GUARDED_IDENTIFIERS, GuardedIdentifiers, leaked_identifiers
 from assets.gemeenten.published_tables import ColumnDoc, MONITORING_COLUMNS, MunicipalExport, export_from_facts
 from assets.gemeenten.resident_facts import ExportInputs, RESIDENT_FIELDS, resident_facts
 from assets.gemeenten.retention import build_retention_asset
@@ -65,7 +65,7 @@ def write_export(export: MunicipalExport, outbox: Outbox, formats: Sequence[str]
     return write_folder(folder, files, manifest)
 
 
-def privacy_problems(export: MunicipalExport, pupils: pd.DataFrame, max_small: int) -> list[str]:
+def privacy_problems(export: MunicipalExport, pupils: pd.DataFrame | GuardedIdentifiers, max_small: int) -> list[str]:
     """Reasons not to write this export; empty when it may go out (domain.md §7, §9 item 14)."""
     problems = [f"identifier in {column}" for column in leaked_identifiers(export, pupils)]
     others = export.monitoring["woongemeente_code"] != export.gemeente
@@ -241,7 +241,7 @@ def build_export_assets(
             "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
         })
 
-    def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, pupils: pd.DataFrame,
+    def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, pupils: GuardedIdentifiers,
                    thuiszitter_alerts: pd.DataFrame, stale: list[str], outbox: Outbox, log: ExportLog,
                    export_keys: ExportKeys, export_uploads: ExportUploads) -> ExportOutcome:
         """Write, log and deliver one municipality's export; every refusal is its outcome, never an exception."""
@@ -325,12 +325,13 @@ def build_export_assets(
         log = ExportLog(warehouse.engine)
         log.create()
         outcomes = []
+        guarded = GuardedIdentifiers(pupils)  # the region's identifiers, looked for in every export
         for gemeente in names:
             if gemeente not in selected:
                 outcomes.append(existing_export(outbox, gemeente, evaluation_date))
                 continue
             own = facts.iloc[residents.get(gemeente, [])]
-            outcomes.append(export_one(gemeente, context, region, evaluation_date, own, pupils,
+            outcomes.append(export_one(gemeente, context, region, evaluation_date, own, guarded,
                                        thuiszitter_alerts, stale, outbox, log, export_keys, export_uploads))
         failed = [o.gemeente for o in outcomes if not o.passed]
         if failed:

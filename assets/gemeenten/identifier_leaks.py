@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -42,7 +44,7 @@ def _cell_texts(values: pd.Series) -> pa.Array:
     return pc.cast(array, pa.string()).drop_null()
 
 
-def _published_birth_dates(candidates: pa.Array, pupils: pd.DataFrame) -> pa.Array:
+def _published_birth_dates(candidates: pa.Array, guarded: GuardedIdentifiers) -> pa.Array:
     """The published texts that are a pupil's birth date written as jjjj-mm-dd or dd-mm-jjjj."""
     candidates = candidates.filter(pc.equal(pc.binary_length(candidates), 10))  # both forms are 10 characters
     shaped = []
@@ -51,12 +53,34 @@ def _published_birth_dates(candidates: pa.Array, pupils: pd.DataFrame) -> pa.Arr
         shaped.append((texts, pc.cast(pc.strptime(texts, format=form, unit="s", error_is_null=True), pa.date32())))
     if not any(len(texts) for texts, _ in shaped):  # usually nothing published looks like a date
         return pa.array([], pa.string())
-    births = pa.array(np.unique(as_dates(pupils["geboortedatum"].dropna()).to_numpy(dtype="datetime64[D]")))
-    return pa.concat_arrays([texts.filter(pc.fill_null(pc.is_in(days, value_set=births), False))
+    return pa.concat_arrays([texts.filter(pc.fill_null(pc.is_in(days, value_set=guarded.birth_dates), False))
                              for texts, days in shaped])
 
 
-def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[str]:
+class GuardedIdentifiers:
+    """The region's pupil identifiers as the guard looks them up: made once a night, used for every
+    municipality's export (the guard looks for every pupil of the region, so rebuilding them per
+    municipality would cost the whole region once per municipality)."""
+
+    def __init__(self, pupils: pd.DataFrame):
+        self._pupils = pupils
+        names = [pupils[c] for c in ("voornaam", "achternaam") if c in pupils.columns]
+        postcodes = pupils["postcode"].astype("str").str.replace(" ", "", regex=False)
+        self.texts = pa.chunked_array(
+            [chunk for values in (pupils["bsn"], pupils["onderwijsnummer"], *names, postcodes)
+             for chunk in _text_chunks(values)], type=pa.string())
+        # The lengths (in bytes) of every identifier text and of a date's two forms (10 characters).
+        self.lengths = pc.unique(pa.concat_arrays([pc.unique(pc.binary_length(self.texts)),
+                                                   pa.array([10], pa.int32())]))
+
+    @functools.cached_property
+    def birth_dates(self) -> pa.Array:
+        """Distinct birth dates; only needed when something published looks like a date."""
+        births = self._pupils["geboortedatum"].dropna()
+        return pa.array(np.unique(as_dates(births).to_numpy(dtype="datetime64[D]")))
+
+
+def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame | GuardedIdentifiers) -> list[str]:
     """Published columns that contain a BSN, onderwijsnummer, name, full postcode or birth date of a pupil.
 
     A last line of defence before anything is written: it must always be empty. It looks up every
@@ -66,18 +90,15 @@ def leaked_identifiers(export: MunicipalExport, pupils: pd.DataFrame) -> list[st
     the 64-character pseudonyms, almost everything published (a table of hundreds instead of 350 k
     entries, probed six million times). Birth dates are found the other way round (published texts
     shaped as a date, parsed, looked up among the birth dates), so no million birth dates are
-    formatted as text per export.
+    formatted as text per export. ``pupils``: the region's pupils, or their ``GuardedIdentifiers``
+    made once for every export of the night.
     """
-    names = [pupils[c] for c in ("voornaam", "achternaam") if c in pupils.columns]
-    postcodes = pupils["postcode"].astype("str").str.replace(" ", "", regex=False)
-    secrets = pa.chunked_array(
-        [chunk for values in (pupils["bsn"], pupils["onderwijsnummer"], *names, postcodes)
-         for chunk in _text_chunks(values)], type=pa.string())
-    lengths = pc.unique(pa.concat_arrays([pc.unique(pc.binary_length(secrets)), pa.array([10], pa.int32())]))
-    texts = _published_texts(export, lengths)  # a date's two forms are 10 characters
+    guarded = pupils if isinstance(pupils, GuardedIdentifiers) else GuardedIdentifiers(pupils)
+    secrets = guarded.texts
+    texts = _published_texts(export, guarded.lengths)
     published = pc.unique(pa.chunked_array(list(texts.values()), type=pa.string()))
     leaked = pa.concat_arrays([pc.unique(secrets.filter(pc.is_in(secrets, value_set=published))),
-                               _published_birth_dates(published, pupils)])
+                               _published_birth_dates(published, guarded)])
     tables = {"monitoring": export.monitoring, **export.aggregates}
     problems = [f"{name}.{column} (datum)" for name, table in tables.items()
                 for column in table.columns if pd.api.types.is_datetime64_any_dtype(table[column])]
