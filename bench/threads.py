@@ -7,9 +7,10 @@ thread's executor swapped for one that runs the work in the calling thread, alte
 first, and reports the time of the function that holds the thread (all its calls, summed).
 
     .venv/bin/python -m bench.threads bench/out/run-*/1000000/pipeline-1 --rounds 3
-    .venv/bin/python -m bench.threads LAKE_RUN --only parse validation
+    .venv/bin/python -m bench.threads LAKE_RUN --only validation
 
-Only thread sites that exist in the code are measured; a removed one is skipped.
+A new helper thread is measured by adding its site to ``SITES`` (the module whose
+``ThreadPoolExecutor`` is swapped, the function that holds it, and a workload that calls it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +64,8 @@ class Site:
     workload: str  # which of the workloads below calls it
 
 
-SITES = [
-    Site("parse", "schemas.parse", "schemas.parse:parse_dataset", "validate"),
+SITES = [  # the threads that stayed (bench/README.md, "Design notes", names those removed and why)
     Site("validation", "schemas.validate", "schemas.validate:validate_dataset", "validate"),
-    Site("columns", "schemas.frames", "schemas.frames:_columnwise", "all"),
-    Site("weekly-absence", "assets.signalen.alert_rules", "assets.signalen.alert_rules:alert_facts", "alerts"),
-    Site("absence-hours", "assets.gemeenten.resident_facts", "assets.gemeenten.resident_facts:resident_facts",
-         "facts"),
-    Site("xlsx", "connectors.outbox", "connectors.outbox:table_files", "exports"),
-    Site("render-export", __name__, f"{__name__}:guarded_export", "exports"),
-    Site("render-handover", "connectors.outbox", "assets.overdracht.handover_assets:deliver_handover",
-         "handovers"),
 ]
 
 
@@ -102,17 +94,6 @@ class Lake:
         if key not in self.cache:
             self.cache[key] = self.read(asset, list(columns) if columns else None)
         return self.cache[key]
-
-
-def guarded_export(export, pupils, max_small):
-    """What ``municipal_exports`` does per municipality: the files rendered beside the privacy guard."""
-    from assets.gemeenten.export_assets import privacy_problems
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
-        rendering = pool.submit(lambda: export.files)
-        problems = privacy_problems(export, pupils, max_small)
-        rendering.result()
-    return problems
 
 
 def run_validate(lake: Lake) -> None:
@@ -148,6 +129,7 @@ def run_facts(lake: Lake) -> None:
 
 
 def run_exports(lake: Lake) -> None:
+    from assets.gemeenten.export_assets import privacy_problems
     from assets.gemeenten.export_settings import ExportSettings
     from assets.gemeenten.identifier_leaks import GUARDED_IDENTIFIERS
     from assets.gemeenten.published_tables import export_from_facts
@@ -160,7 +142,8 @@ def run_exports(lake: Lake) -> None:
         export = export_from_facts(facts.iloc[rows], alerts, gemeente=gemeente, evaluation_date=lake.evaluation_date,
                                    key=b"bench-threads-key-" + gemeente.encode(), swv_code=lake.region.swv.code,
                                    settings=settings)
-        assert not guarded_export(export, pupils, settings.max_small_count)
+        assert not privacy_problems(export, pupils, settings.max_small_count)
+        _ = export.files
 
 
 def run_handovers(lake: Lake) -> None:
