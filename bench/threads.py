@@ -66,6 +66,7 @@ class Site:
 
 SITES = [  # the threads that stayed (bench/README.md, "Design notes", names those removed and why)
     Site("validation", "schemas.validate", "schemas.validate:validate_dataset", "validate"),
+    Site("xlsx", "connectors.outbox", "connectors.outbox:table_files", "exports"),
 ]
 
 

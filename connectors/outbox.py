@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,10 +174,20 @@ def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = F
     stem = safe_segment(stem)
     shown = neutralise(frame)  # once for both: CSV and XLSX show the same neutralised text
 
-    files = {f"{stem}.csv": (_csv(shown), len(frame)),
-             f"{stem}.xlsx": (xlsx.xlsx_bytes(shown, sheet, printing=printing), len(frame))}
-    if parquet:
-        files[f"{stem}.parquet"] = (parquet_bytes(frame), len(frame))
+    def csv_and_parquet() -> dict[str, tuple[bytes, int]]:
+        files = {f"{stem}.csv": (_csv(shown), len(frame))}
+        if parquet:
+            files[f"{stem}.parquet"] = (parquet_bytes(frame), len(frame))
+        return files
+
+    if len(frame) > xlsx.BLOCK_ROWS:  # Arrow and ISA-L release the GIL: the workbook is made beside the rest
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as pool:
+            workbook = pool.submit(xlsx.xlsx_bytes, shown, sheet, printing=printing)
+            files = csv_and_parquet()
+            files[f"{stem}.xlsx"] = (workbook.result(), len(frame))
+    else:  # a small table (a school's handover): a helper thread costs more than it overlaps
+        files = csv_and_parquet()
+        files[f"{stem}.xlsx"] = (xlsx.xlsx_bytes(shown, sheet, printing=printing), len(frame))
     return dict(sorted(files.items()))
 
 
