@@ -588,8 +588,9 @@ def _latest_active(enrolment: pd.DataFrame, on: dt.date) -> pd.DataFrame:
                if c in enrolment.columns]
     active = enrolments_active_on(enrolment.loc[:, columns], pd.Timestamp(on))
     active = active.loc[active["pupil_key"].notna()]
-    # Sorted by (pupil_key, inschrijfdatum, vo_brin6) as integer codes: a million text keys sort slowly.
-    pupil, _ = pd.factorize(active["pupil_key"], sort=True)
+    # Ordered by (pupil, inschrijfdatum, vo_brin6) as integer codes: a million text keys sort slowly, and
+    # the callers count pupils, so the pupils need no order of their own (numbered as they come).
+    pupil, _ = pd.factorize(active["pupil_key"])
     school, schools = pd.factorize(active["vo_brin6"], sort=True)
     school = np.where(school < 0, len(schools), school)  # a missing school sorts last
     order = np.lexsort((school, active["inschrijfdatum"].to_numpy(dtype="datetime64[ns]"), pupil))
