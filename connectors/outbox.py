@@ -22,12 +22,9 @@ import hashlib
 import io
 import json
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -39,8 +36,6 @@ import pyarrow.parquet as pq
 from connectors import xlsx
 from connectors.atomic import atomic_path, atomic_write_bytes
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 _FORMULA_STARTS = pa.array(["=", "+", "-", "@", "\t", "\r"])
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -194,25 +189,6 @@ def table_files(stem: str, frame: pd.DataFrame, *, sheet: str, parquet: bool = F
         files = csv_and_parquet()
         files[f"{stem}.xlsx"] = (xlsx.xlsx_bytes(shown, sheet, printing=printing), len(frame))
     return dict(sorted(files.items()))
-
-
-def rendered_in_order(items: Iterable[T], render: Callable[[T], R], *, threads: int = 2) -> Iterator[tuple[T, R]]:
-    """``(item, render(item))`` for every item, in order, rendered by ``threads`` helper threads.
-
-    Rendering files is mostly Arrow, ISA-L and hashing, which release the GIL, so a second thread
-    nearly halves it (bench/README.md, "Design notes"). At most
-    ``threads`` items are rendered ahead of the caller, so memory holds a few schools' files, not all.
-    """
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render") as pool:
-        pending: deque[tuple[T, Future[R]]] = deque()
-        for item in items:
-            pending.append((item, pool.submit(render, item)))
-            if len(pending) > threads:
-                first, future = pending.popleft()
-                yield first, future.result()
-        while pending:
-            first, future = pending.popleft()
-            yield first, future.result()
 
 
 class Outbox(dg.ConfigurableResource):

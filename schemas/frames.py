@@ -1,23 +1,17 @@
 """Row selection on large frames through Arrow, and work done once per distinct value.
 
 ``frame.loc[mask]`` on Arrow-backed text columns goes through pandas' ``take`` per column and block;
-Arrow's ``filter`` and ``take`` do the same selection faster on the night's largest frames, and a
-frame's columns are independent, so two threads (Arrow's kernels release the GIL) share the work
-(bench/README.md, "Design notes"). The result has the same columns, dtypes
-and index labels as ``frame.loc[mask]`` or ``frame.iloc[positions]``.
+Arrow's ``filter`` and ``take`` do the same selection faster on the night's largest frames
+(bench/README.md, "Design notes"). The result has the same columns, dtypes and index labels as
+``frame.loc[mask]`` or ``frame.iloc[positions]``.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-
-COLUMNS_IN_THREADS_FROM_ROWS = 100_000  # below this a thread costs more than the column it works on
 
 
 def select_rows(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
@@ -39,11 +33,7 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 def _columnwise(frame: pd.DataFrame, kernel) -> pd.DataFrame:
     """``kernel`` applied to every column of ``frame`` as Arrow, back as a frame with the same dtypes."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    if len(frame) < COLUMNS_IN_THREADS_FROM_ROWS or table.num_columns < 2:
-        columns = [kernel(column) for column in table.columns]
-    else:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="columns") as pool:
-            columns = list(pool.map(kernel, table.columns))
+    columns = [kernel(column) for column in table.columns]
     # The schema carries pandas' metadata, so nullable integers, booleans and dates come back as they were.
     return pa.Table.from_arrays(columns, schema=table.schema).to_pandas()
 

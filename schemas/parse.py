@@ -20,7 +20,6 @@ codes, text is stripped. Whether the result is *valid* is for ``schemas.checks``
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 
 from schemas.codelists import BOOLEAN_CODELIST, CODELIST_OF_FIELD, canonical_codes
 from schemas.datasets import PROVENANCE_COLUMNS, canonical_fields
-from schemas.frames import COLUMNS_IN_THREADS_FROM_ROWS, per_distinct
+from schemas.frames import per_distinct
 from settings.region import Region, Source
 
 TRUE_WORDS = ("ja", "j", "yes", "true", "1", "x")
@@ -71,23 +70,11 @@ class ParseResult:
 
 
 def parse_dataset(dataset: str, raw: pd.DataFrame, region: Region) -> ParseResult:
-    """Parse every canonical field of ``dataset`` in ``raw``; fields the sources do not map become NA.
-
-    Fields are parsed independently of each other, two at a time: the work is mostly Arrow kernels,
-    which release the GIL, so a large delivery's fields are parsed on both cores.
-    """
+    """Parse every canonical field of ``dataset`` in ``raw``; fields the sources do not map become NA."""
     sources = {source_id: region.sources[source_id] for source_id in raw["source_id"].unique()}
     groups = {source_id: raw.index[raw["source_id"] == source_id] for source_id in sources}
-
-    def parse(item: tuple[str, object]) -> _ParsedField:
-        return _parse_field(item[0], item[1], raw, groups, sources, region)
-
     fields = list(canonical_fields(dataset).items())
-    if len(raw) >= COLUMNS_IN_THREADS_FROM_ROWS:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse") as pool:
-            parsed = list(pool.map(parse, fields))
-    else:
-        parsed = [parse(item) for item in fields]
+    parsed = [_parse_field(name, column, raw, groups, sources, region) for name, column in fields]
     frame = pd.DataFrame({name: field.values for (name, _), field in zip(fields, parsed)}, index=raw.index)
     for source_id, rows in groups.items():
         for name, how in sources[source_id].derive.items():

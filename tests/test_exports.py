@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import hmac
 import io
-import threading
 from dataclasses import dataclass, replace
 
 import openpyxl
@@ -23,7 +22,7 @@ from assets.gemeenten.export_settings import ExportSettings
 from assets.gemeenten.pseudonyms import pseudonymise
 from assets.gemeenten.published_tables import AGGREGATES, MONITORING_COLUMNS, municipal_export
 from assets.gemeenten.resident_facts import ExportInputs, resident_facts
-from connectors.outbox import Outbox, csv_bytes, neutralise, rendered_in_order
+from connectors.outbox import Outbox, csv_bytes, neutralise
 from settings.region import load_region
 from tests.conftest import DEMO_REGION, PROJECT
 
@@ -580,29 +579,6 @@ def test_the_nights_region_wide_facts_give_each_municipality_exactly_its_own_exp
             pd.testing.assert_frame_equal(shared.aggregates[name], table)
         assert shared.files.keys() == own.files.keys()
         assert all(shared.files[f][0] == own.files[f][0] for f in own.files)
-
-
-def test_files_are_rendered_in_order_a_bounded_number_ahead_and_a_failure_reaches_the_caller():
-    started: list[int] = []
-    consumed: list[int] = []
-    lock = threading.Lock()
-
-    def render(item: int) -> str:
-        with lock:
-            started.append(item)
-            ahead = item - (consumed[-1] if consumed else -1)
-        assert ahead <= 3, f"item {item} rendered {ahead} ahead of the caller"  # threads=2: at most 2 + the next
-        if item == 7:
-            raise ValueError("item 7 cannot be rendered")
-        return f"file {item}"
-
-    results = []
-    with pytest.raises(ValueError, match="item 7"):
-        for item, rendered in rendered_in_order(range(10), render, threads=2):
-            consumed.append(item)
-            results.append(rendered)
-    assert results == [f"file {i}" for i in range(7)]
-    assert max(started) <= 9 and sorted(started) == sorted(set(started))
 
 
 # -- what an analyst opens: Dutch decimals, labels beside codes, a legend -------------------------------

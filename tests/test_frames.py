@@ -2,18 +2,8 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
-import schemas.frames
 from schemas.frames import per_distinct, select_rows, take_rows
-
-
-@pytest.fixture(params=["one thread", "columns in threads"])
-def threads(request, monkeypatch):
-    """Small frames are selected column after column; large ones in two threads: both must agree."""
-    if request.param == "columns in threads":
-        monkeypatch.setattr(schemas.frames, "COLUMNS_IN_THREADS_FROM_ROWS", 0)
-    return request.param
 
 
 def _night_frame() -> pd.DataFrame:
@@ -30,7 +20,7 @@ def _night_frame() -> pd.DataFrame:
     )
 
 
-def test_select_rows_equals_loc_with_every_dtype_of_the_night(threads):
+def test_select_rows_equals_loc_with_every_dtype_of_the_night():
     frame = _night_frame()
     mask = np.array([True, True, False, True])
     selected = select_rows(frame, mask)
@@ -39,7 +29,7 @@ def test_select_rows_equals_loc_with_every_dtype_of_the_night(threads):
     pd.testing.assert_frame_equal(select_rows(frame, np.zeros(4, dtype=bool)), frame.loc[[False] * 4])
 
 
-def test_take_rows_equals_iloc_with_every_dtype_of_the_night(threads):
+def test_take_rows_equals_iloc_with_every_dtype_of_the_night():
     frame = _night_frame()
     positions = np.array([3, 0, 0, 2])
     pd.testing.assert_frame_equal(take_rows(frame, positions), frame.iloc[positions])

@@ -21,7 +21,6 @@ manifest last; a file that was not confirmed by the receiver is sent again on th
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -253,16 +252,10 @@ def build_export_assets(
         export = export_from_facts(facts, thuiszitter_alerts, gemeente=gemeente, evaluation_date=evaluation_date,
                                    key=key, swv_code=region.swv.code, stale_sources=stale, settings=settings)
 
-        # The files are rendered in memory while the guard checks the tables: Arrow and zlib release the
-        # GIL, so both cores work. Nothing is written before the guard has passed.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
-            rendering = pool.submit(lambda: export.files)
-            problems = privacy_problems(export, pupils, settings.max_small_count)
-            if problems:
-                rendering.cancel()
-                return ExportOutcome(gemeente, False, "export refused by the privacy guard, nothing written",
-                                     metadata={"folder": relative, "problems": dg.MetadataValue.json(problems)})
-            rendering.result()
+        problems = privacy_problems(export, pupils, settings.max_small_count)
+        if problems:  # nothing is rendered or written before the guard has passed
+            return ExportOutcome(gemeente, False, "export refused by the privacy guard, nothing written",
+                                 metadata={"folder": relative, "problems": dg.MetadataValue.json(problems)})
 
         written = write_export(export, outbox, exports.formats)
         metadata = {"folder": relative, "rows": len(export.monitoring), "changed": written.changed,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -277,28 +276,23 @@ def resident_facts(inputs: ExportInputs, gemeenten: str | Sequence[str], evaluat
     people = people.set_index(keys)
     enrolled = people["vo_brin6"].notna()
     resident_keys = ResidentKeys(keys)
-    _ = resident_keys.lookup  # prepared once, before two threads use it
-    # The absence hours (millions of weekly rows: Arrow lookups and numpy, which release the GIL)
-    # are summed in a helper thread while the other facts are made.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="absence-hours") as helper:
-        hours = helper.submit(absence_hours, inputs.vo_absence, resident_keys, evaluation_date, calendar)
-        mbo = mbo_status(inputs.mbo_outflow, resident_keys)
-        transfer = transfer_status(inputs.po_transfers, resident_keys, enrolled)
-        onderwijsstatus = _labelled(np.select(
-            [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
-             (transfer == AANGEMELD_VO).fillna(False).to_numpy()],
-            [0, 1, 2, 3], default=4), ONDERWIJSSTATUS)
-        facts = pd.DataFrame({
-            "woongemeente_code": people["woongemeente_code"].astype("str"),
-            "geboortejaar": as_dates(people["geboortedatum"]).dt.year.astype("Int64"),
-            "pc4": people["postcode"].astype("str").str.replace(" ", "", regex=False).str[:4],
-            "onderwijsstatus": pd.Series(onderwijsstatus, index=keys),
-            "vo_brin6": people["vo_brin6"].astype("str"),
-        }, index=keys)
-        waiting = waitlist_status(inputs.youth_care_waitlist, resident_keys, evaluation_date, settings)
-        signals = open_reasons(open_alerts(inputs.thuiszitter_alerts, keys), keys)
-        bands = age_band(people["geboortedatum"], evaluation_date, settings.age_bands)
-        facts["uren_ongeoorloofd_4w"] = hours.result()
+    mbo = mbo_status(inputs.mbo_outflow, resident_keys)
+    transfer = transfer_status(inputs.po_transfers, resident_keys, enrolled)
+    onderwijsstatus = _labelled(np.select(
+        [enrolled.to_numpy(), (mbo == "ingeschreven").fillna(False).to_numpy(), mbo.notna().to_numpy(),
+         (transfer == AANGEMELD_VO).fillna(False).to_numpy()],
+        [0, 1, 2, 3], default=4), ONDERWIJSSTATUS)
+    facts = pd.DataFrame({
+        "woongemeente_code": people["woongemeente_code"].astype("str"),
+        "geboortejaar": as_dates(people["geboortedatum"]).dt.year.astype("Int64"),
+        "pc4": people["postcode"].astype("str").str.replace(" ", "", regex=False).str[:4],
+        "onderwijsstatus": pd.Series(onderwijsstatus, index=keys),
+        "vo_brin6": people["vo_brin6"].astype("str"),
+    }, index=keys)
+    waiting = waitlist_status(inputs.youth_care_waitlist, resident_keys, evaluation_date, settings)
+    signals = open_reasons(open_alerts(inputs.thuiszitter_alerts, keys), keys)
+    bands = age_band(people["geboortedatum"], evaluation_date, settings.age_bands)
+    facts["uren_ongeoorloofd_4w"] = absence_hours(inputs.vo_absence, resident_keys, evaluation_date, calendar)
     facts = pd.concat([facts, waiting], axis=1)
     facts["overdracht_status"] = transfer
     facts["mbo_status"] = mbo

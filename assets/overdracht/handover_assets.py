@@ -35,7 +35,7 @@ from assets.overdracht.handover import (
     vo_mbo_handover,
     year_segment,
 )
-from connectors.outbox import Outbox, rendered_in_order, table_files, write_folder
+from connectors.outbox import Outbox, table_files, write_folder
 from connectors.region_config import RegionConfig
 from connectors.xlsx import Print
 from schemas.vocabulary import names_of
@@ -100,15 +100,11 @@ def deliver_handover(outbox: Outbox, route: tuple[str, ...], handover: Handover,
     codes = pd.Series(sorted({school for _, school, _, _ in folders}), dtype="str")
     names = dict(zip(codes, names_of(codes, institutions), strict=True))
 
-    def files(folder: tuple) -> dict[str, tuple[bytes, int]]:
-        year, school = folder[0], folder[1]
+    for year, school, table, sources in folders:
         title = f"Warme overdracht {route[-1].upper()} {year}: {school} {names[school]}"
-        return table_files(STEM, folder[2], sheet="Overdracht", printing=Print(title, NAME_COLUMNS))
-
-    for (year, school, _, sources), rendered in rendered_in_order(folders, files):
         written = write_folder(
             outbox.folder(*route, year, school),
-            rendered,
+            table_files(STEM, table, sheet="Overdracht", printing=Print(title, NAME_COLUMNS)),
             {**manifest, year_key: year, "school": school, "schoolnaam": names[school], "bronleveringen": sources},
         )
         log.extend(_log(written, school, year, root))

@@ -17,7 +17,6 @@ national scale stays within the night (bench/README.md).
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -364,60 +363,57 @@ def alert_facts(*, vo_enrolment: pd.DataFrame, vo_absence: pd.DataFrame, po_tran
     people = people.drop_duplicates("pupil_key", keep="last").reset_index(drop=True)
     index = PupilIndex(pa.Array.from_pandas(people["pupil_key"]))
     n = len(people)
-    # The weekly absence (millions of rows, Arrow hash lookups and numpy, which release the GIL) needs
-    # nothing else worked out here: a helper thread makes it on the second core meanwhile.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="weekly-absence") as helper:
-        weekly_absence = helper.submit(_weekly_absence, vo_absence, index, school_weeks, evaluation_date)
+    weekly_absence = _weekly_absence(vo_absence, index, school_weeks, evaluation_date)
 
-        enrolment = _linked(vo_enrolment, index, list(ENROLMENT_FIELDS))
-        enrolment = enrolment.assign(inschrijfdatum=as_dates(enrolment["inschrijfdatum"]),
-                                     uitschrijfdatum=as_dates(enrolment["uitschrijfdatum"]))
-        started = enrolment["inschrijfdatum"].to_numpy(dtype="datetime64[D]") <= e
-        ends = enrolment["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")
-        enrolment = enrolment.assign(active=started & (np.isnat(ends) | (ends > e)))
+    enrolment = _linked(vo_enrolment, index, list(ENROLMENT_FIELDS))
+    enrolment = enrolment.assign(inschrijfdatum=as_dates(enrolment["inschrijfdatum"]),
+                                 uitschrijfdatum=as_dates(enrolment["uitschrijfdatum"]))
+    started = enrolment["inschrijfdatum"].to_numpy(dtype="datetime64[D]") <= e
+    ends = enrolment["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")
+    enrolment = enrolment.assign(active=started & (np.isnat(ends) | (ends > e)))
 
-        active = np.zeros(n, dtype=bool)
-        active[enrolment.loc[enrolment["active"], "pupil"].to_numpy()] = True
-        # The school to show: the active enrolment that began last, else the enrolment that began last.
-        latest = enrolment.sort_values(["active", "inschrijfdatum"], kind="stable")
-        latest = latest.drop_duplicates("pupil", keep="last")
-        school = pd.Series(pd.NA, index=range(n), dtype="str")
-        school.iloc[latest["pupil"].to_numpy()] = latest["vo_brin6"].to_numpy()
-        vrijstelling = np.zeros(n, dtype=bool)
-        exempt = enrolment["vrijstelling"].fillna("").str.strip() != ""
-        vrijstelling[enrolment.loc[exempt, "pupil"].to_numpy()] = True
+    active = np.zeros(n, dtype=bool)
+    active[enrolment.loc[enrolment["active"], "pupil"].to_numpy()] = True
+    # The school to show: the active enrolment that began last, else the enrolment that began last.
+    latest = enrolment.sort_values(["active", "inschrijfdatum"], kind="stable")
+    latest = latest.drop_duplicates("pupil", keep="last")
+    school = pd.Series(pd.NA, index=range(n), dtype="str")
+    school.iloc[latest["pupil"].to_numpy()] = latest["vo_brin6"].to_numpy()
+    vrijstelling = np.zeros(n, dtype=bool)
+    exempt = enrolment["vrijstelling"].fillna("").str.strip() != ""
+    vrijstelling[enrolment.loc[exempt, "pupil"].to_numpy()] = True
 
-        outflow = _linked(mbo_outflow, index, ["vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum",
-                                              "vva_status", "status_datum"])
-        outflow = outflow.assign(startkwalificatie=has_startkwalificatie(outflow),
-                                 uitstroomdatum=as_dates(outflow["uitstroomdatum"]),
-                                 aanmelddatum=as_dates(outflow["aanmelddatum"]),
-                                 status_datum=as_dates(outflow["status_datum"]))
-        in_outflow = np.zeros(n, dtype=bool)
-        in_outflow[outflow["pupil"].to_numpy()] = True
-        startkwalificatie = np.zeros(n, dtype=bool)
-        startkwalificatie[outflow.loc[outflow["startkwalificatie"], "pupil"].to_numpy()] = True
+    outflow = _linked(mbo_outflow, index, ["vo_brin6", "vo_niveau", "vo_diploma", "uitstroomdatum", "aanmelddatum",
+                                          "vva_status", "status_datum"])
+    outflow = outflow.assign(startkwalificatie=has_startkwalificatie(outflow),
+                             uitstroomdatum=as_dates(outflow["uitstroomdatum"]),
+                             aanmelddatum=as_dates(outflow["aanmelddatum"]),
+                             status_datum=as_dates(outflow["status_datum"]))
+    in_outflow = np.zeros(n, dtype=bool)
+    in_outflow[outflow["pupil"].to_numpy()] = True
+    startkwalificatie = np.zeros(n, dtype=bool)
+    startkwalificatie[outflow.loc[outflow["startkwalificatie"], "pupil"].to_numpy()] = True
 
-        people = people.assign(
-            active=active, school=school, vrijstelling=vrijstelling, in_outflow=in_outflow,
-            startkwalificatie=startkwalificatie,
-            scope=age_scope(people["geboortedatum"], pd.Series(startkwalificatie), evaluation_date, calendar),
-        )
+    people = people.assign(
+        active=active, school=school, vrijstelling=vrijstelling, in_outflow=in_outflow,
+        startkwalificatie=startkwalificatie,
+        scope=age_scope(people["geboortedatum"], pd.Series(startkwalificatie), evaluation_date, calendar),
+    )
 
-        transfers = _linked(po_transfers, index, ["po_brin6", "vo_brin6", "schooljaar", "aanmelddatum"])
-        waitlist = _linked(youth_care_waitlist, index, ["aanmelddatum", "startdatum", "einddatum"])
-        return AlertFacts(
-            evaluation_date=pd.Timestamp(evaluation_date),
-            calendar=calendar,
-            thresholds=thresholds,
-            school_weeks=school_weeks,
-            pupils=people,
-            enrolment=enrolment,
-            weekly_absence=weekly_absence.result(),
-            po_transfers=transfers,
-            mbo_outflow=outflow,
-            youth_care_waitlist=waitlist,
-        )
+    transfers = _linked(po_transfers, index, ["po_brin6", "vo_brin6", "schooljaar", "aanmelddatum"])
+    waitlist = _linked(youth_care_waitlist, index, ["aanmelddatum", "startdatum", "einddatum"])
+    return AlertFacts(
+        evaluation_date=pd.Timestamp(evaluation_date),
+        calendar=calendar,
+        thresholds=thresholds,
+        school_weeks=school_weeks,
+        pupils=people,
+        enrolment=enrolment,
+        weekly_absence=weekly_absence,
+        po_transfers=transfers,
+        mbo_outflow=outflow,
+        youth_care_waitlist=waitlist,
+    )
 
 
 def _weekly_absence(vo_absence: pd.DataFrame, pupils: PupilIndex, school_weeks: SchoolWeeks,

@@ -16,6 +16,7 @@ import re
 from pathlib import PurePosixPath
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from assets.validatie.validated import VALIDATED_GROUP
@@ -26,7 +27,7 @@ from connectors.warehouse import Warehouse
 from schemas.checks import RULE_FIXES
 from schemas.datasets import IDENTIFIERS
 from schemas.parse import normalise_bsn, normalise_identifier
-from schemas.validate import WHOLE_ROW
+from schemas.validate import WHOLE_ROW, delivery_ids
 from settings.constants import AMSTERDAM, DATA_STEWARDS as OWNERS
 from settings.datasets import DATASETS
 from settings.region import Region, Source
@@ -61,6 +62,30 @@ def _identifier(frame: pd.DataFrame, dataset: str) -> pd.Series:
     return key
 
 
+def _entry_identifiers(entries: pd.DataFrame, raw: pd.DataFrame, dataset: str) -> pd.Series:
+    """Per entry the identifier (``_identifier``) of the first raw row with its provenance (source_id,
+    delivery, delivery_sha256, delivery_row), missing where there is none. A night's entries are a few
+    per cent of its rows: only their rows are tidied, found by number (delivery, row), not merged on text."""
+    delivery_of_row, deliveries = delivery_ids(raw)
+    rows = raw["delivery_row"].to_numpy(dtype=np.int64)
+    span = int(rows.max()) + 1 if len(rows) else 1
+    codes = delivery_of_row * span + rows
+    first = np.flatnonzero(~pd.Series(codes).duplicated(keep="first").to_numpy())
+    number = {key: i for i, key in enumerate(deliveries)}
+    delivery = np.array([number.get(key, -1) for key in zip(
+        entries["source_id"].astype("str"), entries["delivery"].astype("str"),
+        entries["delivery_sha256"].astype("str"))], dtype=np.int64)
+    row = entries["delivery_row"].to_numpy(dtype=np.int64)
+    known = (delivery >= 0) & (row >= 0) & (row < span)
+    found = pd.Index(codes[first]).get_indexer(np.where(known, delivery * span + row, -1))
+    found = np.where(known, found, -1)
+    key = pd.Series(pd.NA, index=entries.index, dtype="str")
+    if (found >= 0).any():
+        picked = raw.iloc[first[found[found >= 0]]]
+        key.iloc[np.flatnonzero(found >= 0)] = _identifier(picked, dataset).to_numpy()
+    return key
+
+
 def feedback_rows(dataset: str, entries: pd.DataFrame, raw: pd.DataFrame, valid: pd.DataFrame,
                   region: Region) -> pd.DataFrame:
     """Tonight's open quarantine entries of ``dataset`` as feedback lines, with their partner (column
@@ -70,20 +95,22 @@ def feedback_rows(dataset: str, entries: pd.DataFrame, raw: pd.DataFrame, valid:
     entries = entries.merge(tonight, on=["source_id", "delivery"])
     if entries.empty:
         return pd.DataFrame(columns=["partner", *COLUMNS])
-    row_of = ["source_id", "delivery", "delivery_sha256", "delivery_row"]
-    rows = raw.assign(key=_identifier(raw, dataset)).loc[:, [*row_of, "key"]].drop_duplicates(row_of)
-    entries = entries.astype({"delivery_row": "int64"}).merge(rows.astype({"delivery_row": "int64"}), on=row_of,
-                                                              how="left")
-    later = valid.assign(key=_identifier(valid, dataset)).dropna(subset=["key"])
+    entries = entries.astype({"delivery_row": "int64"})
+    entries["key"] = _entry_identifiers(entries, raw, dataset)
+    key = _identifier(valid, dataset)
+    candidate = key.isin(entries["key"].dropna().unique()).to_numpy()  # the few valid rows an entry can match
+    later = valid.loc[candidate, ["source_id", "delivery"]].assign(key=key[candidate])
     later = later.loc[:, ["source_id", "key", "delivery"]].rename(columns={"delivery": "valid_delivery"})
     matched = entries.reset_index().merge(later, on=["source_id", "key"], how="inner")
     corrected = set(matched.loc[matched["valid_delivery"] > matched["delivery"], "index"])
     sources = region.sources
     delivered_as = {sid: {canonical: delivered for delivered, canonical in s.columns.items()}
                     for sid, s in sources.items()}
+    pairs = list(zip(entries["source_id"], entries["delivery"]))
+    partners = {(s, d): partner_of(s, sources[s], d) for s, d in set(pairs)}  # a pattern per delivery, not per row
     first_seen = pd.to_datetime(entries["first_seen"], utc=True).dt.tz_convert(AMSTERDAM).dt.strftime("%d-%m-%Y")
     lines = pd.DataFrame({
-        "partner": [partner_of(s, sources[s], d) for s, d in zip(entries["source_id"], entries["delivery"])],
+        "partner": [partners[s, d] for s, d in pairs],
         "Bron": [sources[s].partner for s in entries["source_id"]],
         "Levering": entries["delivery"].astype("str"),
         "Rij": entries["delivery_row"].astype("int64"),
