@@ -240,7 +240,7 @@ def build_export_assets(
             "per_woongemeente": dg.MetadataValue.json({k: int(v) for k, v in per_gemeente.items()}),
         })
 
-    def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, pupils: GuardedIdentifiers,
+    def export_one(gemeente: str, context, region, evaluation_date, facts: pd.DataFrame, guarded: GuardedIdentifiers,
                    thuiszitter_alerts: pd.DataFrame, stale: list[str], outbox: Outbox, log: ExportLog,
                    export_keys: ExportKeys, export_uploads: ExportUploads) -> ExportOutcome:
         """Write, log and deliver one municipality's export; every refusal is its outcome, never an exception."""
@@ -252,7 +252,7 @@ def build_export_assets(
         export = export_from_facts(facts, thuiszitter_alerts, gemeente=gemeente, evaluation_date=evaluation_date,
                                    key=key, swv_code=region.swv.code, stale_sources=stale, settings=settings)
 
-        problems = privacy_problems(export, pupils, settings.max_small_count)
+        problems = privacy_problems(export, guarded, settings.max_small_count)
         if problems:  # nothing is rendered or written before the guard has passed
             return ExportOutcome(gemeente, False, "export refused by the privacy guard, nothing written",
                                  metadata={"folder": relative, "problems": dg.MetadataValue.json(problems)})
