@@ -12,6 +12,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stdnum.nl import bsn as stdnum_bsn
 from stdnum.nl import onderwijsnummer as stdnum_onderwijsnummer
 
@@ -322,3 +324,21 @@ def test_cells_a_workbook_reader_could_not_trust_are_quarantined_with_their_cell
     assert rules_of(result, 3) >= {("excel_formula", "woongemeente_code"), ("excel_formula", "verwijzer")}
     messages = result.rejects.loc[result.rejects["delivery_row"] == 2, "message"].tolist()
     assert messages == ["woongemeente_code: cel C3 is deel van samengevoegde cellen en heeft zelf geen waarde"]
+
+
+_CONTROL_OR_NOT = ["Jan", "Ãlvaro", "a\u00a0b", "°C", "½", "tab\there", "twee\nregels", "cr\r", "nul\x00",
+                   "bel\x07", "esc\x1b", "del\x7f", "c1\u0085", "c1\u009f", "sneeuw☃", "", None]
+
+
+@given(st.lists(st.sampled_from(_CONTROL_OR_NOT), min_size=1, max_size=40), st.integers(0, 5))
+@settings(max_examples=200, deadline=None)
+def test_a_cell_fails_control_character_exactly_when_it_holds_one(values, sliced):
+    import re
+
+    from schemas.checks import CONTROL_CHARACTERS, control_character
+
+    # A slice of an Arrow-backed column keeps its neighbours' bytes in the buffer: they must not count.
+    series = pd.Series(values, dtype="str").iloc[min(sliced, len(values) - 1):]
+    expected = [not isinstance(value, str) or re.search(CONTROL_CHARACTERS, value) is None
+                for value in series.tolist()]
+    assert control_character(series).tolist() == expected
