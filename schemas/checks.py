@@ -431,14 +431,15 @@ def _may_hold_control_characters(text: pa.Array | pa.ChunkedArray) -> bool:
     to find, and a whole column is cleared by a byte lookup instead of a regex per cell.
 
     UTF-8 writes a C0 control or DEL as that byte and a C1 control (U+0080-U+009F) as 0xC2 0x80-0x9F;
-    no other character contains these bytes. The buffers may hold bytes of no cell (a slice's
-    neighbours): those can only say "maybe", and the regex decides.
+    no other character contains these bytes. Only the chunk's own bytes are read (a slice shares its
+    whole parent's buffer); a null cell's bytes, if any, can only say "maybe", and the regex decides.
     """
     for chunk in (text.chunks if isinstance(text, pa.ChunkedArray) else [text]):
-        data = chunk.buffers()[2]
-        if data is None:
+        _, offsets, data = chunk.buffers()
+        if data is None or len(chunk) == 0:
             continue
-        view = np.frombuffer(data, dtype=np.uint8)
+        bounds = np.frombuffer(offsets, dtype=np.int64)[[chunk.offset, chunk.offset + len(chunk)]]
+        view = np.frombuffer(data, dtype=np.uint8)[bounds[0]:bounds[1]]
         for start in range(0, len(view), 1 << 24):  # 16 MiB at a time keeps the lookup's mask small
             block = view[start:start + (1 << 24) + 1]
             if _CONTROL_BYTE[block].any():
