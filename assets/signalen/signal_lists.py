@@ -169,15 +169,29 @@ def durations(alerts: pd.DataFrame, night: dt.date, calendar: Calendar) -> pd.Se
     return pd.Series(words, index=alerts.index, dtype="str")
 
 
+def _per_pupil(values: pd.Series, keys: pd.Series, combine) -> pd.Series:
+    """``combine`` of each pupil's values in row order, pupils in order of first appearance.
+
+    What ``values.groupby(keys, sort=False).agg(combine)`` gives, with the rows gathered by a dict:
+    pandas' Python aggregation builds a Series per pupil, which for thousands of pupils with a
+    signal cost more than the list itself.
+    """
+    groups: dict = {}
+    for key, value in zip(keys.tolist(), values.tolist(), strict=True):
+        if key is not None and key == key:  # a missing key belongs to no group, as in groupby
+            groups.setdefault(key, []).append(value)
+    index = pd.Index(list(groups), dtype=keys.dtype, name=keys.name)
+    return pd.Series([combine(group) for group in groups.values()], index=index)
+
+
 def _lines(frame: pd.DataFrame, column: str) -> pd.Series:
     """Per pupil the column's values of its reasons, one ``CODE: value`` line each, in reason order."""
     text = frame["reason"] + ": " + frame[column].fillna("")
-    return text.groupby(frame["pupil_key"], sort=False).agg("\n".join)
+    return _per_pupil(text, frame["pupil_key"], "\n".join)
 
 
 def _codes(frame: pd.DataFrame, where: pd.Series) -> pd.Series:
-    return frame.loc[where.to_numpy(), "reason"].groupby(frame.loc[where.to_numpy(), "pupil_key"], sort=False).agg(
-        ", ".join)
+    return _per_pupil(frame.loc[where.to_numpy(), "reason"], frame.loc[where.to_numpy(), "pupil_key"], ", ".join)
 
 
 def pupil_rows(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.DataFrame, po_transfers: pd.DataFrame,
@@ -200,16 +214,16 @@ def pupil_rows(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.Data
                          .dt.strftime("%d-%m-%Y").astype("str") + ")")
     first = shown.drop_duplicates("pupil_key").set_index("pupil_key")
 
-    statuses = frame.groupby("pupil_key")["status"].agg(set)
+    statuses = _per_pupil(frame["status"], frame["pupil_key"], set)
     status = statuses.map(lambda s: "resolved" if not s & set(ACTIVE_STATUSES) else "open" if "open" in s
                           else "reopened" if "reopened" in s else "new").map(ALERT_STATUS_LABELS)
     rows = pd.DataFrame({
         "status": status.reindex(first.index).astype("str"),
-        "redenen": shown.groupby("pupil_key", sort=False)["reason"].agg(", ".join).reindex(first.index),
+        "redenen": _per_pupil(shown["reason"], shown["pupil_key"], ", ".join).reindex(first.index),
         "nieuw": _codes(frame, frame["status"].isin(["new", "reopened"])).reindex(first.index),
         "opgelost": _codes(frame, frame["status"].eq("resolved")).reindex(first.index),
-        "categorie": shown.groupby("pupil_key", sort=False)["category"].agg(
-            lambda c: ", ".join(dict.fromkeys(c))).reindex(first.index),
+        "categorie": _per_pupil(shown["category"], shown["pupil_key"],
+                                lambda c: ", ".join(dict.fromkeys(c))).reindex(first.index),
         "vo_brin6": first["vo_brin6"],
         "woongemeente_code": first["woongemeente_code"],
         "buiten_regio": first["buiten_regio"].astype("boolean"),
@@ -220,8 +234,8 @@ def pupil_rows(alerts: pd.DataFrame, pupils: pd.DataFrame, vo_enrolment: pd.Data
         "wat_te_doen_coordinator": _lines(shown, f"todo_{COORDINATOR}").reindex(first.index),
         "wat_te_doen_gemeente": _lines(shown, f"todo_{GEMEENTE}").reindex(first.index),
         "eerst_gesignaleerd": pd.to_datetime(frame.groupby("pupil_key")["first_night"].min()).reindex(first.index),
-        "signaal_ids": (frame["reason"] + " " + frame["alert_id"]).groupby(frame["pupil_key"], sort=False)
-        .agg("\n".join).reindex(first.index),
+        "signaal_ids": _per_pupil(frame["reason"] + " " + frame["alert_id"], frame["pupil_key"],
+                                  "\n".join).reindex(first.index),
     }, index=first.index).astype({name: "str" for name in ("redenen", "nieuw", "opgelost", "categorie", "duur",
                                                            "omschrijving", "toelichting", "signaal_ids")})
 
