@@ -153,7 +153,7 @@ def _count_status(night_rows: pd.DataFrame, max_small: int) -> dict[tuple[str, s
     while pending:
         for code in pending:
             tables[code].status = _suppress(tables[code], max_small)
-        pending = set()
+        pending, forced_now = set(), set()
         for a, b, at_a, at_b in pairs:
             for (code, here), (other, there) in (((a[0], at_a), (b[0], at_b)), ((b[0], at_b), (a[0], at_a))):
                 # A withheld table (status 3) publishes nothing: its numbers need no company.
@@ -161,10 +161,14 @@ def _count_status(night_rows: pd.DataFrame, max_small: int) -> dict[tuple[str, s
                     table = tables[other]
                     if table.forced is None:
                         table.forced = np.zeros(table.status.shape, dtype=bool)
-                    if table.forced[there]:  # forced before and shown anyway: looping would never end
+                    if table.forced[there]:
+                        if (other, there) in forced_now:  # by another equal number in this round
+                            continue
+                        # Forced in an earlier round and shown anyway: looping would never end.
                         raise RuntimeError(f"suppression of {other} shows a number it was told to hide "
                                            f"(equal to a hidden number of {code}); nothing is published")
                     table.forced[there] = True
+                    forced_now.add((other, there))
                     pending.add(other)
     out = {}
     for code, area, category in zip(night_rows["indicator"], night_rows["area"], night_rows["category"], strict=True):
