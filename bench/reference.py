@@ -659,12 +659,33 @@ def rule_masks(dataset: str, typed: pd.DataFrame, failed: dict[str, np.ndarray],
     return masks
 
 
+_CONTROL_BYTE = np.zeros(256, dtype=bool)
+_CONTROL_BYTE[[*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]] = True
+
+
+def _control_bytes(text: pa.ChunkedArray | pa.Array) -> bool:
+    """Could any cell hold a control character? C0 and DEL are single bytes in UTF-8, C1 is 0xC2
+    followed by 0x80-0x9F; each chunk's own byte range only (Parquet chunks share one buffer)."""
+    for chunk in (text.chunks if isinstance(text, pa.ChunkedArray) else [text]):
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        start, end = np.frombuffer(offsets, dtype=np.int64)[[chunk.offset, chunk.offset + len(chunk)]]
+        view = np.frombuffer(data, dtype=np.uint8)[start:end]
+        lead = np.flatnonzero(view[:-1] == 0xC2)
+        if _CONTROL_BYTE[view].any() or ((view[lead + 1] >= 0x80) & (view[lead + 1] <= 0x9F)).any():
+            return True
+    return False
+
+
 def delivered_masks(dataset: str, raw: pd.DataFrame, region) -> dict[tuple[str, str], np.ndarray]:
     """The rules on the delivered text: control characters in any field, and a field some sources
     map left empty on a row of such a source."""
     masks = {}
     for name in FIELDS[dataset]:
         text = pa.array(raw[name].astype("str"), type=pa.large_string(), from_pandas=True)
+        if not _control_bytes(text):  # the regex only where some byte could be one
+            continue
         found = pc.fill_null(pc.match_substring_regex(text, CONTROL_CHARACTERS), False).to_numpy(zero_copy_only=False)
         if found.any():
             masks[(name, "control_character")] = found
