@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import hmac
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,8 +184,11 @@ def digest(hashes: np.ndarray) -> str:
     return hashlib.sha256(np.sort(hashes).tobytes()).hexdigest()[:16]
 
 
+_EXAMPLE_SALT = os.urandom(16)  # per run: an example's hashed key cannot be looked up by hashing every BSN
+
+
 def _hashed(key: str) -> str:
-    return "#" + hashlib.sha256(key.encode()).hexdigest()[:10]
+    return "#" + hmac.new(_EXAMPLE_SALT, key.encode(), hashlib.sha256).hexdigest()[:10]
 
 
 def _describe(row: pd.Series, identity: list[str]) -> str:

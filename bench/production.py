@@ -50,8 +50,9 @@ def _environment(env: dict[str, str], var: Path, region: Path) -> dict[str, str]
     return dict(env, SWV_VAR_DIR=str(var), DAGSTER_HOME=str(var / "dagster"), SWV_REGION_FILE=str(region))
 
 
-def swv_night(setup: dict, repeat: int, env: dict[str, str]) -> dict:
-    """``swv night --region R`` in a fresh runtime folder: wall from spawn to exit."""
+def swv_night(setup: dict, repeat: int, env: dict[str, str], say) -> dict:
+    """``swv night --region R`` in a fresh runtime folder: wall from spawn to exit (its own output is its
+    progress, so ``say`` has nothing to add)."""
     var = (setup["folder"] / f"swv-night-{repeat}").resolve()
     prepare_var(var, setup["sources"])
     measured = run_measured([], env=_environment(env, var, setup["region"]),
@@ -175,14 +176,14 @@ def summary(paths: list[dict], in_process: dict[int, float]) -> dict:
     return {"runs": paths, "median": medians}
 
 
-def targets(result: dict | None) -> list[dict]:
+def targets(result: dict | None, count: int | None) -> list[dict]:
     result = result or {}
     out = []
     for name in ("daemon (run queue, DefaultRunLauncher)", "swv night"):
         median = result.get("median", {}).get(name, {})
         value = median.get("ratio")
         value = None if value is None or value != value else value  # NaN: not measured
-        out.append({"target": f"production path, {name}: wall / in-process night (region, 11 municipalities)",
+        out.append({"target": f"production path, {name}: wall / in-process night (region, {count} municipalities)",
                     "value": value, "limit": LIMIT, "unit": "×", "met": None if value is None else value <= LIMIT,
                     "note": "" if value is not None else "production path not run",
                     "rounds": [round(r["ratio"], 3) if r.get("ratio") else None
