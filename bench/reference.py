@@ -397,9 +397,6 @@ def _json_text(values: list) -> pd.api.extensions.ExtensionArray:
 
 # --------------------------------------------------------------------------- validate
 
-THREADS_FROM_ROWS = 100_000  # the pipeline's threshold: below it a thread costs more than the work it takes over
-
-
 def _blank_to_na(text: pd.Series) -> pd.Series:
     text = text.astype("str").str.strip()
     return text.where(text != "")
@@ -514,11 +511,7 @@ def _code_mapping(codelist: str, name: str, source_id: str, region) -> dict[str,
 
 
 def parse(dataset: str, raw: pd.DataFrame, region) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Typed columns, and per field the rows whose value is present but does not parse.
-
-    Fields are independent and mostly Arrow work, which releases the GIL: a large delivery's fields
-    are parsed two at a time, as the pipeline does.
-    """
+    """Typed columns, and per field the rows whose value is present but does not parse."""
     source_codes, source_ids = pd.factorize(raw["source_id"])
     groups = {source_id: np.flatnonzero(source_codes == i) for i, source_id in enumerate(source_ids)}
 
@@ -542,11 +535,7 @@ def parse(dataset: str, raw: pd.DataFrame, region) -> tuple[pd.DataFrame, dict[s
         return value, failed
 
     items = list(FIELDS[dataset].items())
-    if len(raw) >= THREADS_FROM_ROWS:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse") as pool:
-            parsed = list(pool.map(parse_field, items))
-    else:
-        parsed = [parse_field(item) for item in items]
+    parsed = [parse_field(item) for item in items]
     typed = pd.DataFrame({name: value for (name, _), (value, _) in zip(items, parsed)}, index=raw.index)
     return typed, {name: failed for (name, _), (_, failed) in zip(items, parsed) if failed is not None}
 
@@ -731,14 +720,9 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 
 
 def _columnwise(frame: pd.DataFrame, kernel) -> pd.DataFrame:
-    """``kernel`` on every column as Arrow; a large frame's columns in two threads (the kernels release
-    the GIL), as the pipeline selects rows."""
+    """``kernel`` on every column as Arrow, as the pipeline selects rows."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    if len(frame) >= THREADS_FROM_ROWS and table.num_columns > 1:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="columns") as pool:
-            columns = list(pool.map(kernel, table.columns))
-    else:
-        columns = [kernel(column) for column in table.columns]
+    columns = [kernel(column) for column in table.columns]
     return pa.Table.from_arrays(columns, schema=table.schema).to_pandas()
 
 
@@ -928,8 +912,7 @@ def write_csv(shown: pd.DataFrame, path: Path) -> None:
 
 
 def write_per_group(frame: pd.DataFrame, by: list[str], folder: Path, stem: str) -> int:
-    """One CSV per group in ``folder/<by...>/<stem>.csv``, two groups at a time (Arrow's writer releases
-    the GIL, as the pipeline renders two schools' files at a time); returns the files written."""
+    """One CSV per group in ``folder/<by...>/<stem>.csv``; returns the files written."""
     shown = _display(frame.drop(columns=by))
 
     def write(group: tuple[tuple, pd.DataFrame]) -> None:
@@ -939,8 +922,8 @@ def write_per_group(frame: pd.DataFrame, by: list[str], folder: Path, stem: str)
         write_csv(rows, target / f"{stem}.csv")
 
     groups = list(shown.groupby([frame[name] for name in by], sort=True))
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="render") as pool:
-        list(pool.map(write, groups))
+    for group in groups:
+        write(group)
     return len(groups)
 
 
@@ -1128,15 +1111,6 @@ def _on(year: np.ndarray, month_day: str) -> np.ndarray:
     return pd.to_datetime(pd.Series(year).astype("str") + "-" + month_day, format="%Y-%m-%d").to_numpy(dtype="datetime64[D]")
 
 
-def alert_rules(linked: Linked, region, e: pd.Timestamp) -> pd.DataFrame:
-    """The reasons of docs/alerts.md, vectorised over integer pupil ids; one row per (pupil, reason)."""
-    # The weekly absence is the largest piece and needs nothing else worked out here: a helper
-    # thread makes it on the second core meanwhile, as the pipeline's alert evaluation does.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="weekly-absence") as helper:
-        weekly_absence = helper.submit(_weekly_absence, linked.tables["vo_absence"], Weeks(region, e))
-        return _alert_rules(linked, region, e, weekly_absence)
-
-
 def _weekly_absence(absence: pd.DataFrame, weeks: Weeks) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Unexcused hours per pupil and complete school week, and per pupil over the last four weeks."""
     hours = absence["uren_ongeoorloofd"].to_numpy(dtype=float, na_value=0.0)
@@ -1151,7 +1125,8 @@ def _weekly_absence(absence: pd.DataFrame, weeks: Weeks) -> tuple[pd.DataFrame, 
     return weekly, window.groupby("pupil").agg(hours=("hours", "sum"), first=("monday", "min"))
 
 
-def _alert_rules(linked: Linked, region, e: pd.Timestamp, weekly_absence) -> pd.DataFrame:
+def alert_rules(linked: Linked, region, e: pd.Timestamp) -> pd.DataFrame:
+    """The reasons of docs/alerts.md, vectorised over integer pupil ids; one row per (pupil, reason)."""
     pupils = linked.pupils
     n = linked.ids
     known = np.zeros(n, dtype=bool)
@@ -1197,7 +1172,7 @@ def _alert_rules(linked: Linked, region, e: pd.Timestamp, weekly_absence) -> pd.
     abs_pupils, abs_start = p[fires], ended["uitschrijfdatum"].to_numpy(dtype="datetime64[D]")[fires]
     hit("ABS", abs_pupils, abs_start)
 
-    weekly, window = weekly_absence.result()
+    weekly, window = _weekly_absence(linked.tables["vo_absence"], weeks)
 
     # LRV: the run of 20-hour weeks ending with the last complete school week is longer than 4 weeks.
     heavy = weekly.loc[weekly["hours"] >= 20].sort_values(["pupil", "week"], ascending=[True, False])

@@ -68,20 +68,6 @@ def test_the_reference_and_the_pipeline_night_produce_the_same_content(night):
     assert all(results[thing].pipeline_rows > 0 for thing in THINGS)
 
 
-def test_the_reference_agrees_when_it_works_in_threads(night, monkeypatch):
-    """The two-thread paths (fields parsed two at a time, rows selected column by column in two
-    threads) start at 100 k rows; forced on here, they must give the same content."""
-    import bench.reference
-    from bench.crosscheck import crosscheck
-
-    monkeypatch.setattr(bench.reference, "THREADS_FROM_ROWS", 0)
-    region, root = night["region"], night["root"]
-    bench.reference.run_reference(root / "sources", root / "reference-threads", region,
-                                  evaluation_date=region.evaluation_date())
-    results = crosscheck(root / "pipeline", root / "reference-threads")
-    assert all(results[thing].equal for thing in THINGS), {t: r.examples for t, r in results.items()}
-
-
 @pytest.mark.parametrize("thing", THINGS)
 def test_one_changed_row_makes_the_crosscheck_say_unequal(night, thing):
     import pandas as pd
